@@ -1,0 +1,80 @@
+//! Command-line interface: the clap definition and the dispatch to the command modules.
+
+use crate::commands;
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Build bootable Proxmox VE + Ceph cluster node images from one cluster.toml.
+///
+/// A typical session: `hcikit validate cluster.toml`, `hcikit plan cluster.toml`,
+/// `hcikit build cluster.toml -o out/`, then flash `out/<node>.img` to each machine.
+#[derive(Debug, Parser)]
+#[command(name = "hcikit", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a cluster spec and report every problem at once.
+    Validate(commands::validate::Args),
+    /// Show the resolved plan: nodes, networks, links, disks, first-boot steps.
+    Plan(commands::plan::Args),
+    /// Render every node's configuration files into a folder (secrets redacted).
+    Render(commands::render::Args),
+    /// Build bootable disk images for every node.
+    Build(commands::build::Args),
+    /// Show what an image holds: partitions, ESP files, node identity, checksums.
+    Inspect(commands::inspect::Args),
+    /// Write an image to a block device using its bmap, then verify it.
+    Flash(commands::flash::Args),
+    /// Run the whole first boot of every node against the simulated cluster.
+    Simulate(commands::simulate::Args),
+    /// Print shell completions.
+    Completions {
+        /// Shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Validate(a) => commands::validate::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Render(a) => commands::render::run(a),
+        Command::Build(a) => commands::build::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Flash(a) => commands::flash::run(a),
+        Command::Simulate(a) => commands::simulate::run(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hcikit", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("hcikit-firstboot: not built yet");
+    std::process::exit(1);
+}
