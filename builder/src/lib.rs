@@ -3,7 +3,11 @@
 //! Modules:
 //! - [`cli`]: clap definition and dispatch; [`commands`]: one module per subcommand.
 //! - [`error`]: the bad-input error kind and exit codes.
+//! - [`secrets`]: secret values named by the Plan, kept out of logs.
+//! - [`files`]: a node's rendered file set.
 
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod files;
+pub mod secrets;
