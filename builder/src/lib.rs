@@ -13,6 +13,8 @@
 //! - [`output`]: sparse / zstd images, bmap, checksums, atomic renames.
 //! - [`build`]: `hcikit build` as a library call (root cache, per-node images, manifest).
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
+//! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
+//!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 
 pub mod build;
 pub mod cli;
@@ -26,4 +28,10 @@ pub mod keys;
 pub mod output;
 pub mod progress;
 pub mod rootfs;
+pub mod load;
+pub mod resolve;
 pub mod secrets;
+pub mod spec;
+pub mod validate;
+
+pub use load::{load, load_str, Diagnostic, Loaded, Severity};
