@@ -13,6 +13,7 @@
 //! - [`output`]: sparse / zstd images, bmap, checksums, atomic renames.
 //! - [`build`]: `hcikit build` as a library call (root cache, per-node images, manifest).
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
+//! - [`inspect`]: what an image holds, read back (`hcikit inspect`).
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 
@@ -24,12 +25,13 @@ pub mod error;
 pub mod esp;
 pub mod ext4;
 pub mod files;
+pub mod inspect;
 pub mod keys;
+pub mod load;
 pub mod output;
 pub mod progress;
-pub mod rootfs;
-pub mod load;
 pub mod resolve;
+pub mod rootfs;
 pub mod secrets;
 pub mod spec;
 pub mod validate;
