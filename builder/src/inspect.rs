@@ -261,8 +261,9 @@ fn decompress_sparse(src: &Path, out: &Path) -> Result<()> {
         if filled == 0 {
             break;
         }
+        static ZERO: [u8; 4096] = [0; 4096];
         for (i, chunk) in buf[..filled].chunks(4096).enumerate() {
-            if chunk.iter().any(|&b| b != 0) {
+            if chunk != &ZERO[..chunk.len()] {
                 o.seek(SeekFrom::Start(pos + (i * 4096) as u64))?;
                 std::io::Write::write_all(&mut o, chunk)?;
             }
