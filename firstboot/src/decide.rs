@@ -413,6 +413,9 @@ pub fn decide(plan: &Plan, me: &Node, obs: &Observed, state: &State) -> Decision
         obs,
         state,
     };
+    // The first blocked non-floating step holds back every later step except floating
+    // ones; a blocked floating step holds back the non-floating steps after it (the
+    // final checks and mails come after the configuration they report on).
     let mut barrier: Option<(Step, Wait)> = None;
     let mut floating_wait: Option<(Step, Wait)> = None;
     for step in steps_for(plan, me) {
@@ -420,12 +423,12 @@ pub fn decide(plan: &Plan, me: &Node, obs: &Observed, state: &State) -> Decision
         if state.is_done(&id) {
             continue;
         }
-        let may_act = barrier.is_none() || step.floating();
         // Cluster-wide configuration needs every member in: a write during a join finds
-        // the founder inquorate, and a node joining later would not matter anyway.
+        // the founder inquorate.
         if step.floating() && !state.is_done(&Step::ClusterComplete.id()) {
             continue;
         }
+        let may_act = step.floating() || (barrier.is_none() && floating_wait.is_none());
         if let Some(n) = state.attempts.get(&id) {
             if *n >= MAX_ATTEMPTS && may_act {
                 let last = state.last_error.clone().unwrap_or_default();
@@ -452,12 +455,12 @@ pub fn decide(plan: &Plan, me: &Node, obs: &Observed, state: &State) -> Decision
                         };
                     }
                 }
-                if !step.floating() {
-                    if barrier.is_none() {
-                        barrier = Some((step, w));
+                if step.floating() {
+                    if floating_wait.is_none() {
+                        floating_wait = Some((step, w));
                     }
-                } else if floating_wait.is_none() && barrier.is_none() {
-                    floating_wait = Some((step, w));
+                } else if barrier.is_none() && floating_wait.is_none() {
+                    barrier = Some((step, w));
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! - [`state`]: the run's progress file, written atomically.
 //! - [`decide`]: the pure "what next" function over observed state.
 //! - [`run`]: the reconcile loop (observe, decide, act, verify, record).
+//! - [`status`]: `hcikit-firstboot status`, human and JSON.
 //! - [`sim`]: the simulated n-node Proxmox VE + Ceph cluster (`hcikit simulate`, tests).
 
 pub mod cmd;
@@ -20,3 +21,4 @@ pub mod plan;
 pub mod run;
 pub mod sim;
 pub mod state;
+pub mod status;

@@ -404,6 +404,7 @@ impl Runner<'_> {
         }
         self.save()?;
         let me = self.me.name.clone();
+        tracing::info!(step = %id, action = %action.describe(), "running step");
         self.report(&format!("{me}: {id}: {}", action.describe()));
         let outcome = match &action.kind {
             ActionKind::Run(c)
