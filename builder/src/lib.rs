@@ -5,9 +5,11 @@
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
+//! - [`render`]: templates + Plan → each node's rendered files.
 
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod files;
+pub mod render;
 pub mod secrets;
