@@ -541,6 +541,14 @@ pub fn interfaces(plan: &Plan, node: &Node) -> Result<Vec<Stanza>> {
             });
         }
     }
+    let mut seen = BTreeSet::new();
+    if let Some(dup) = out.iter().find(|s| !seen.insert(s.name.as_str())) {
+        return Err(InputError::new(format!(
+            "interface {} of node {} is used by more than one network",
+            dup.name, node.name
+        ))
+        .into());
+    }
     Ok(out)
 }
 

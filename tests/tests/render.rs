@@ -477,3 +477,15 @@ fn unknown_node_is_bad_input() {
     assert_eq!(hcikit::error::exit_code(&err), 2);
     assert!(format!("{err:#}").contains("pve9"));
 }
+
+#[test]
+fn one_nic_in_two_networks_is_refused() {
+    let mut plan = lab_plan(false);
+    plan.networks[1].device = hcikit_firstboot::plan::NetDevice::Interface {
+        name: "ens18".into(),
+    };
+    plan.networks[1].address_iface = "ens18".into();
+    let err = render_node(&plan, "pve1", &secrets(), &RenderOptions::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("ens18"), "{err:#}");
+    assert_eq!(hcikit::error::exit_code(&err), 2);
+}
