@@ -126,6 +126,10 @@ impl Templates {
         hbs.set_strict_mode(true);
         hbs.register_escape_fn(handlebars::no_escape);
         hbs.register_helper("join", Box::new(join_helper));
+        // The built-in `if`/`unless` treat a missing variable as false even in strict mode,
+        // which would let a misspelt condition silently drop a line.
+        hbs.register_helper("if", Box::new(StrictIf { positive: true }));
+        hbs.register_helper("unless", Box::new(StrictIf { positive: false }));
         for (name, text) in &sources {
             hbs.register_template_string(name, text)
                 .map_err(|e| InputError::new(format!("template {name}: {e}")))?;
@@ -219,6 +223,39 @@ fn render_error(template: &str, e: handlebars::RenderError) -> anyhow::Error {
             var.as_deref().unwrap_or("?")
         ),
         _ => anyhow!("template {template}{at}: {e}"),
+    }
+}
+
+/// `{{#if x}}` / `{{#unless x}}` that fail when `x` does not exist.
+struct StrictIf {
+    positive: bool,
+}
+
+impl handlebars::HelperDef for StrictIf {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc handlebars::Context,
+        rc: &mut handlebars::RenderContext<'reg, 'rc>,
+        out: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        use handlebars::{JsonTruthy, Renderable};
+        let name = if self.positive { "if" } else { "unless" };
+        let param = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
+        if param.is_value_missing() {
+            return Err(RenderErrorReason::MissingVariable(
+                param.relative_path().map(ToOwned::to_owned),
+            )
+            .into());
+        }
+        let truthy = param.value().is_truthy(false) == self.positive;
+        match if truthy { h.template() } else { h.inverse() } {
+            Some(t) => t.render(r, ctx, rc, out),
+            None => Ok(()),
+        }
     }
 }
 

@@ -489,3 +489,22 @@ fn one_nic_in_two_networks_is_refused() {
     assert!(format!("{err:#}").contains("ens18"), "{err:#}");
     assert_eq!(hcikit::error::exit_code(&err), 2);
 }
+
+#[test]
+fn strict_mode_covers_conditions_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/timezone.hbs"),
+        "{{#if plan.cluster.timezon}}x{{/if}}\n",
+    )
+    .unwrap();
+    let opts = RenderOptions {
+        templates_dir: Some(dir.path().to_path_buf()),
+        reveal_secrets: false,
+    };
+    let err = render_node(&lab_plan(false), "pve1", &secrets(), &opts).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("etc/timezone.hbs"), "{msg}");
+    assert!(msg.contains("plan.cluster.timezon"), "{msg}");
+}
