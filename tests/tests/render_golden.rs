@@ -109,6 +109,24 @@ fn check_golden(case: &str, plan: &Plan, secrets: &SecretValues) {
     );
 }
 
+fn check_example(name: &str) {
+    let spec = hcikit_tests::workspace_root()
+        .join("examples")
+        .join(format!("{name}.toml"));
+    let loaded = hcikit::load(&spec).unwrap();
+    check_golden(name, &loaded.plan, &loaded.secrets);
+}
+
+#[test]
+fn golden_example_lab() {
+    check_example("lab");
+}
+
+#[test]
+fn golden_example_minipc() {
+    check_example("minipc");
+}
+
 #[test]
 fn golden_fixture_lab_bond() {
     // The examples have no bond; this hand-built Plan keeps one under golden watch.

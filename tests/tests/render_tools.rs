@@ -29,6 +29,8 @@ fn fixtures() -> Vec<(&'static str, Plan)> {
         ("lab-bond", lab_plan(true)),
         ("minipc", minipc_plan()),
         ("bond-under-bridge", bond_under_bridge()),
+        ("example-lab", example_plan("lab")),
+        ("example-minipc", example_plan("minipc")),
     ]
 }
 

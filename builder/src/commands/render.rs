@@ -37,8 +37,36 @@ pub struct Args {
     pub node: Option<String>,
 }
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("`hcikit render` needs the spec loader, which is not in this build yet")
+pub fn run(args: Args) -> Result<()> {
+    let loaded = crate::load::load(&args.spec)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let opts = RenderOptions {
+        templates_dir: args.templates,
+        reveal_secrets: args.reveal_secrets,
+    };
+    let count = render_to_dir(
+        &loaded.plan,
+        &loaded.secrets,
+        &opts,
+        args.node.as_deref(),
+        &args.output,
+    )?;
+    println!(
+        "rendered {} files for {} into {}",
+        count.files,
+        count.nodes.join(", "),
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// What [`render_to_dir`] wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub nodes: Vec<String>,
+    pub files: usize,
 }
 
 /// Renders (all nodes, or only `node`) and writes the result to `out` atomically.
@@ -48,7 +76,7 @@ pub fn render_to_dir(
     opts: &RenderOptions,
     node: Option<&str>,
     out: &Path,
-) -> Result<()> {
+) -> Result<Written> {
     let mut rendered = render_all(plan, secrets, opts)?;
     if let Some(n) = node {
         let files = rendered.remove(n).ok_or_else(|| {
@@ -69,7 +97,11 @@ pub fn render_to_dir(
             out.display()
         );
     }
-    write_output(out, &rendered, opts.reveal_secrets)
+    write_output(out, &rendered, opts.reveal_secrets)?;
+    Ok(Written {
+        nodes: rendered.keys().cloned().collect(),
+        files: rendered.values().map(Vec::len).sum(),
+    })
 }
 
 /// Writes `DIR/<node>/<path>` for every file, with its mode (secret files 0600), through a

@@ -354,6 +354,14 @@ pub fn minipc_plan() -> Plan {
     p
 }
 
+/// The Plan of a shipped example (`examples/<name>.toml`), through the real loader.
+pub fn example_plan(name: &str) -> Plan {
+    let spec = hcikit_tests::workspace_root()
+        .join("examples")
+        .join(format!("{name}.toml"));
+    hcikit::load(&spec).unwrap().plan
+}
+
 pub fn secrets() -> SecretValues {
     let mut v = SecretValues::new();
     v.insert("smtp/smtp-relay/password", SMTP_PASSWORD);
