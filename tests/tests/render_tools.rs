@@ -25,9 +25,7 @@ fn all_files(plan: &Plan) -> Vec<(String, Vec<NodeFile>)> {
 
 fn fixtures() -> Vec<(&'static str, Plan)> {
     vec![
-        ("lab", lab_plan(false)),
         ("lab-bond", lab_plan(true)),
-        ("minipc", minipc_plan()),
         ("bond-under-bridge", bond_under_bridge()),
         ("example-lab", example_plan("lab")),
         ("example-minipc", example_plan("minipc")),
@@ -344,7 +342,7 @@ fn ceph_conf_reads_back_through_ceph_conf() {
         }
     }
     // minipc's extra option is what an OSD daemon sees.
-    let plan = minipc_plan();
+    let plan = example_plan("minipc");
     let files = &all_files(&plan)[0].1;
     let conf = write(
         dir.path(),
