@@ -356,7 +356,11 @@ pub fn file_specs(plan: &Plan, _node: &Node) -> Vec<FileSpec> {
     if !plan.ha.resources.is_empty() {
         v.push(desired("/etc/pve/ha/resources.cfg", false));
     }
-    v.push(desired("/etc/pve/notifications.cfg", false));
+    // With nothing beyond the built-in defaults Proxmox keeps no notifications.cfg at all.
+    let n = &plan.notifications;
+    if !(n.smtp.is_empty() && n.matchers.is_empty() && n.default_matcher_targets.is_empty()) {
+        v.push(desired("/etc/pve/notifications.cfg", false));
+    }
     if plan.notifications.smtp.iter().any(|s| s.password.is_some()) {
         v.push(desired("/etc/pve/priv/notifications.cfg", true));
     }

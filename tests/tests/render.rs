@@ -251,6 +251,9 @@ fn conditional_files_follow_the_plan() {
         assert!(!mini.contains(&absent.to_string()), "{absent} in {mini:?}");
     }
     assert!(mini.contains(&"/etc/pve/ha/resources.cfg".to_string()));
+    // Only the built-in notification defaults: no file, as on a fresh Proxmox.
+    assert!(!mini.contains(&"/etc/pve/notifications.cfg".to_string()));
+    assert!(lab_paths.contains(&"/etc/pve/notifications.cfg".to_string()));
 
     let mut no_ceph = minipc_plan();
     no_ceph.ceph = None;
