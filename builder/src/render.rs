@@ -819,12 +819,30 @@ struct HaView {
     resources: Vec<Section>,
 }
 
-/// Proxmox section-config order: `comment` first, then the other keys sorted.
+/// Options a Perl section-config type requires; its writer puts them before the optional
+/// ones (PVE::SectionConfig `write_config`).
+fn required_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "group" => &["nodes"],
+        "node-affinity" => &["nodes", "resources"],
+        "ad" => &["domain", "server1"],
+        "ldap" => &["base_dn", "server1", "user_attr"],
+        "openid" => &["client-id", "issuer-url"],
+        _ => &[],
+    }
+}
+
+/// Proxmox section-config order: `comment` first, then the type's required keys sorted,
+/// then the other keys sorted.
 fn section(kind: &str, name: &str, mut entries: Vec<Entry>) -> Section {
+    let required = required_keys(kind);
+    let rank = |k: &str| match k {
+        "comment" => 0,
+        k if required.contains(&k) => 1,
+        _ => 2,
+    };
     // A stable sort keeps repeated keys (e.g. `mailto`) in their given order.
-    entries.sort_by(|a, b| {
-        (a.key != "comment", a.key.as_str()).cmp(&(b.key != "comment", b.key.as_str()))
-    });
+    entries.sort_by(|a, b| (rank(&a.key), &a.key).cmp(&(rank(&b.key), &b.key)));
     Section {
         kind: kind.into(),
         name: name.into(),
@@ -1184,6 +1202,22 @@ mod tests {
             .map(|e| format!("{} {}", e.key, e.value))
             .collect();
         assert_eq!(keys, ["comment c", "mailto b@x", "mailto a@x", "server s"]);
+    }
+
+    #[test]
+    fn section_config_writes_required_keys_before_optional_ones() {
+        let s = section(
+            "ad",
+            "corp",
+            vec![
+                Entry::new("default", "1"),
+                Entry::new("server1", "dc"),
+                Entry::new("case-sensitive", "0"),
+                Entry::new("domain", "corp.example"),
+            ],
+        );
+        let keys: Vec<_> = s.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["domain", "server1", "case-sensitive", "default"]);
     }
 
     #[test]

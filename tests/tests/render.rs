@@ -412,8 +412,8 @@ fn realms_render_after_the_built_in_ones_and_openid_key_makes_the_file_secret() 
         format!(
             "pam: pam\n\tcomment Linux PAM standard authentication\n\n\
              pve: pve\n\tcomment Proxmox VE authentication server\n\n\
-             ad: corp\n\tcomment Active Directory\n\tdefault 1\n\tdomain corp.example\n\tserver1 dc1.corp.example\n\n\
-             openid: sso\n\tclient-id pve\n\tclient-key {REDACTED}\n\tissuer-url https://id.example\n\n"
+             ad: corp\n\tcomment Active Directory\n\tdomain corp.example\n\tserver1 dc1.corp.example\n\tdefault 1\n\n\
+             openid: sso\n\tclient-id pve\n\tissuer-url https://id.example\n\tclient-key {REDACTED}\n\n"
         )
     );
     // The AD bind password is not in any rendered file (the agent passes it to pveum).
