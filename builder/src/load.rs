@@ -157,7 +157,18 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
         }
     };
     let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-    let message = message.trim();
+    // One line per diagnostic, and TOML words rather than Rust type names.
+    let message = message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected a non-negative integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table");
+    let message = message.as_str();
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once('`') {
             let expected = expected.trim_start_matches(',').trim();
@@ -170,17 +181,23 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
                         .map(|one| format!("; the valid key here is {}", one.replace('`', "")))
                 })
                 .unwrap_or_else(|| "; no keys are valid here".to_string());
-            return Diagnostic::error(join(field), format!("unknown key{expected}{at}"));
+            // The path already ends at the unknown key itself.
+            let key = if parent == field || parent.ends_with(&format!(".{field}")) {
+                parent.to_string()
+            } else {
+                join(field)
+            };
+            return Diagnostic::error(key, format!("unknown key{expected}{at}"));
         }
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         if let Some((field, _)) = rest.split_once('`') {
-            let table = if parent.is_empty() {
-                "the spec"
+            // A missing top-level table has no useful line to point at.
+            return if parent.is_empty() {
+                Diagnostic::error(field, "is required in the spec")
             } else {
-                parent
+                Diagnostic::error(join(field), format!("is required in {parent}{at}"))
             };
-            return Diagnostic::error(join(field), format!("is required in {table}{at}"));
         }
     }
     let key = if parent.is_empty() {

@@ -704,7 +704,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 let mut s = String::new();
                 if o.wipe {
                     s.push_str(&format!(
-                        "ceph-volume lvm zap {} --destroy (wipe = true); ",
+                        "if {0} carries any signature: ceph-volume lvm zap {0} --destroy (wipe = true); ",
                         o.device
                     ));
                 }

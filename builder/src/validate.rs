@@ -516,7 +516,7 @@ impl Checker {
     fn ceph(&mut self, spec: &Spec, nets: &BTreeMap<String, NetInfo>) {
         let Some(c) = &spec.ceph else { return };
         let pve = spec.cluster.pve_version.unwrap_or(DEFAULT_PVE_MAJOR);
-        if let Some(r) = &c.release {
+        if let (Some(r), true) = (&c.release, pve == 8 || pve == 9) {
             match CEPH_RELEASES.iter().find(|(n, _, _)| n == r) {
                 None => {
                     let all: Vec<&str> = CEPH_RELEASES.iter().map(|(n, _, _)| *n).collect();
@@ -661,10 +661,26 @@ impl Checker {
                 "a single manager has no standby; list at least two",
             );
         }
-        for (i, n) in c.mds.iter().flatten().enumerate() {
-            if n.starts_with(|ch: char| ch.is_ascii_digit()) {
-                self.err(format!("ceph.mds[{i}]"), format!("{n} starts with a digit; Ceph MDS ids cannot, so this node cannot run an MDS"));
+        // MDS ids are node names and Ceph refuses ids that start with a digit; without an
+        // mds list every node runs one as soon as there is a CephFS.
+        match &c.mds {
+            Some(list) => {
+                for (i, n) in list.iter().enumerate() {
+                    if n.starts_with(|ch: char| ch.is_ascii_digit()) {
+                        self.err(format!("ceph.mds[{i}]"), format!("{n} starts with a digit, which Ceph refuses as an MDS id; leave this node out"));
+                    }
+                }
             }
+            None if !c.cephfs.items.is_empty() => {
+                for n in spec
+                    .nodes
+                    .iter()
+                    .filter(|n| n.name.starts_with(|ch: char| ch.is_ascii_digit()))
+                {
+                    self.err("ceph.mds", format!("{} starts with a digit, which Ceph refuses as an MDS id; list the MDS nodes without it", n.name));
+                }
+            }
+            None => {}
         }
 
         // Names of pools and storages, to catch collisions with CephFS pools.
@@ -807,9 +823,14 @@ impl Checker {
             ok = false;
         }
         if min_size < 1 || (ok && min_size > size) {
+            let valid = if ok {
+                format!("1 to size ({size})")
+            } else {
+                "1 to size".to_string()
+            };
             self.err(
                 format!("{k}.min-size"),
-                format!("{min_size} is out of range; use 1 to size ({size})"),
+                format!("{min_size} is out of range; use {valid}"),
             );
             ok = false;
         }
@@ -1214,7 +1235,7 @@ impl Checker {
                 if !set {
                     self.err(
                         format!("{k}.{field}"),
-                        format!("is required for a {} realm", r.kind),
+                        format!("is required for an {} realm", realm_kind(&r.kind)),
                     );
                 }
             }
@@ -1222,7 +1243,7 @@ impl Checker {
                 if set {
                     self.err(
                         format!("{k}.{field}"),
-                        format!("does not apply to a {} realm", r.kind),
+                        format!("does not apply to an {} realm", realm_kind(&r.kind)),
                     );
                 }
             }
@@ -2005,6 +2026,14 @@ pub fn check_ssh_public_key(line: &str) -> Result<(), String> {
         .map_err(|_| {
             "is not an OpenSSH public key line like \"ssh-ed25519 AAAA... user@host\"".to_string()
         })
+}
+
+fn realm_kind(kind: &str) -> &'static str {
+    match kind {
+        "ad" => "AD",
+        "ldap" => "LDAP",
+        _ => "OpenID",
+    }
 }
 
 fn join_keys<'a>(keys: impl Iterator<Item = &'a str>) -> String {
