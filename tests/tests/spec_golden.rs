@@ -153,7 +153,7 @@ fn fail_cases_report_their_exact_errors() {
 #[test]
 fn all_errors_are_reported_at_once() {
     let toml = golden_dir().join("fail/multi-error.toml");
-    let d = load_case(&toml).err().expect("multi-error.toml must fail");
+    let d = load_case(&toml).expect_err("multi-error.toml must fail");
     let keys: Vec<&str> = d
         .iter()
         .filter(|d| d.is_error())
