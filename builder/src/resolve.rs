@@ -777,7 +777,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 g.name,
                 if res.is_empty() { "<none yet>".to_string() } else { res.join(",") },
                 u8::from(g.restricted),
-                if g.nofailback { " (nofailback has no rule equivalent on PVE 9)" } else { "" }
+                if g.nofailback { " (PVE 9 keeps nofailback as failback 0 on the resources)" } else { "" }
             )
         } else {
             format!(
