@@ -648,7 +648,7 @@ impl Checker {
             self.warn(
                 "ceph.mons",
                 format!(
-                    "{mons} monitors tolerate no more failures than {}; use an odd number",
+                    "{mons} monitors survive no more failures than {} would; use an odd number",
                     mons - 1
                 ),
             );
