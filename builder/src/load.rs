@@ -101,6 +101,8 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 
 /// Parses, validates and resolves spec text. Secret files named in the spec are read
 /// relative to `base_dir`. On failure returns every diagnostic (errors and warnings).
+/// `Loaded::spec_path` is then `base_dir/cluster.toml`, so that its parent is still the
+/// folder relative paths in the spec (such as `image.base`) are resolved against.
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
     let mut diags = validate::validate(&spec);

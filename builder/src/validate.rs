@@ -203,7 +203,7 @@ impl Checker {
             if !is_simple_name(name) {
                 self.err(
                     &k,
-                    format!("{name:?} is not a valid network name; use lower-case letters, digits and '-', starting with a letter"),
+                    format!("{name:?} is not a valid network name; use lower-case letters, digits, '-' and '_', starting with a letter"),
                 );
             }
             let mut claim = |this: &mut Self, dev: &str, key: String| {
