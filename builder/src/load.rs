@@ -174,15 +174,23 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once('`') {
             let expected = expected.trim_start_matches(',').trim();
-            let expected = expected
+            let valid: Vec<String> = expected
                 .strip_prefix("expected one of ")
-                .map(|list| format!("; valid keys here: {}", list.replace('`', "")))
-                .or_else(|| {
-                    expected
-                        .strip_prefix("expected ")
-                        .map(|one| format!("; the valid key here is {}", one.replace('`', "")))
+                .or_else(|| expected.strip_prefix("expected "))
+                .map(|list| {
+                    list.split(", ")
+                        .map(|k| k.trim_matches('`').to_string())
+                        .collect()
                 })
-                .unwrap_or_else(|| "; no keys are valid here".to_string());
+                .unwrap_or_default();
+            let expected = match (closest(field, &valid), valid.len()) {
+                (_, 0) => "; no keys are valid here".to_string(),
+                (Some(near), _) => format!(
+                    "; did you mean {near}? valid keys here: {}",
+                    valid.join(", ")
+                ),
+                (None, _) => format!("; valid keys here: {}", valid.join(", ")),
+            };
             // The path already ends at the unknown key itself.
             let key = if parent == field || parent.ends_with(&format!(".{field}")) {
                 parent.to_string()
@@ -210,4 +218,60 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
     };
     let at = if parent.is_empty() { String::new() } else { at };
     Diagnostic::error(key, format!("{message}{at}"))
+}
+
+/// The valid key closest to a misspelt one, if it is plausibly a typo of it (at most two
+/// single-character edits, or one of them written with `_` instead of `-`).
+fn closest<'a>(typo: &str, valid: &'a [String]) -> Option<&'a str> {
+    let typo_kebab = typo.replace('_', "-");
+    valid
+        .iter()
+        .map(|v| (edit_distance(&typo_kebab, v), v))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_suggestions() {
+        let valid: Vec<String> = ["timezone", "keyboard", "pve-version"]
+            .map(String::from)
+            .into();
+        assert_eq!(closest("time-zone", &valid), Some("timezone"));
+        assert_eq!(closest("pve_version", &valid), Some("pve-version"));
+        assert_eq!(closest("colour", &valid), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn parse_errors_name_the_key_and_line() {
+        let d = parse("[cluster]\nname = \"x\"\ndomain = \"y\"\nkeybord = \"de\"\n").unwrap_err();
+        assert_eq!(d.key, "cluster.keybord");
+        assert!(
+            d.message
+                .starts_with("unknown key; did you mean keyboard? valid keys here: name, domain,"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.ends_with("(line 4)"), "{}", d.message);
+    }
 }

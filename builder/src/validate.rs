@@ -501,6 +501,12 @@ impl Checker {
                         ),
                     );
                 }
+                if looks_like_partition(&osd.device) {
+                    self.warn(
+                        &ok,
+                        format!("{} looks like a partition; pveceph creates an OSD on a whole, unused disk", osd.device),
+                    );
+                }
                 if let Some(c) = &osd.class {
                     if !is_simple_name(c) {
                         self.err(
@@ -1998,6 +2004,29 @@ pub fn check_device_path(d: &str) -> Result<(), String> {
     }
 }
 
+/// `/dev/sdb1`, `/dev/nvme0n1p2`, `/dev/mmcblk0p1`, `/dev/disk/by-id/...-part1`.
+pub fn looks_like_partition(dev: &str) -> bool {
+    let name = dev.rsplit('/').next().unwrap_or(dev);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, n)) = name.rsplit_once("-part") {
+        return digits(n);
+    }
+    for prefix in ["sd", "vd", "hd", "xvd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            return letters.len() < rest.len()
+                && !letters.is_empty()
+                && letters.bytes().all(|b| b.is_ascii_lowercase());
+        }
+    }
+    if name.starts_with("nvme") || name.starts_with("mmcblk") {
+        return name
+            .rsplit_once('p')
+            .is_some_and(|(head, n)| digits(n) && head.len() > 4);
+    }
+    false
+}
+
 /// A crypt(3) hash: `$<id>$...` with a known scheme.
 pub fn check_crypt_hash(h: &str) -> Result<(), String> {
     let h = h.trim();
@@ -2130,6 +2159,28 @@ mod tests {
             Ok("bc:24:11:00:00:01".into())
         );
         assert!(check_mac("01:00:5e:00:00:01").is_err());
+    }
+
+    #[test]
+    fn partitions() {
+        for p in [
+            "/dev/sdb1",
+            "/dev/nvme0n1p2",
+            "/dev/mmcblk0p1",
+            "/dev/disk/by-id/ata-X-part1",
+            "/dev/vdc12",
+        ] {
+            assert!(looks_like_partition(p), "{p}");
+        }
+        for d in [
+            "/dev/sdb",
+            "/dev/nvme0n1",
+            "/dev/mmcblk0",
+            "/dev/disk/by-id/ata-Samsung_SSD_870",
+            "/dev/vdaa",
+        ] {
+            assert!(!looks_like_partition(d), "{d}");
+        }
     }
 
     #[test]

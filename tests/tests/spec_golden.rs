@@ -86,7 +86,19 @@ fn ok_cases_resolve_to_their_plan() {
                 toml.display(),
                 hcikit::load::format_errors(&d)
             )),
-            Ok(l) => failures.extend(check(&toml.with_extension("json"), &plan_json(&l))),
+            Ok(l) => {
+                let json = plan_json(&l);
+                for (id, value) in l.secrets.iter() {
+                    let value = String::from_utf8_lossy(value);
+                    if json.contains(value.as_ref()) {
+                        failures.push(format!(
+                            "{}: secret {id} leaked into the Plan",
+                            toml.display()
+                        ));
+                    }
+                }
+                failures.extend(check(&toml.with_extension("json"), &json));
+            }
         }
     }
     assert!(n >= 5, "expected at least 5 ok cases, found {n}");
