@@ -667,6 +667,19 @@ impl Checker {
                 "a single manager has no standby; list at least two",
             );
         }
+        // `pveceph mon create` on the first monitor also creates a manager there.
+        let first_mon = c
+            .mons
+            .as_ref()
+            .map_or(spec.nodes.first().map(|n| &n.name), |m| m.first());
+        if let (Some(mgrs), Some(first)) = (&c.mgrs, first_mon) {
+            if !mgrs.is_empty() && !mgrs.contains(first) {
+                self.warn(
+                    "ceph.mgrs",
+                    format!("{first} gets a manager anyway: creating the first monitor creates one there"),
+                );
+            }
+        }
         // MDS ids are node names and Ceph refuses ids that start with a digit; without an
         // mds list every node runs one as soon as there is a CephFS.
         match &c.mds {
