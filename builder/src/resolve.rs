@@ -762,6 +762,8 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
         &founder,
         format!("pvesh set /cluster/options {}", dc.join(" ")),
     );
+    let mut group_steps = Vec::new();
+    let mut resource_steps = Vec::new();
     for g in &plan.ha.groups {
         let nodes = group_nodes(g);
         let summary = if plan.ha.mode == "rules" {
@@ -787,7 +789,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 u8::from(g.nofailback)
             )
         };
-        step(format!("ha-group:{}", g.name), &founder, summary);
+        group_steps.push((format!("ha-group:{}", g.name), summary));
     }
     for r in &plan.ha.resources {
         let mut s = format!("ha-manager add {}", r.sid);
@@ -800,7 +802,17 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
             " --max_restart {} --max_relocate {} --state {} (once the guest exists)",
             r.max_restart, r.max_relocate, r.state
         ));
-        step(format!("ha-resource:{}", r.sid), &founder, s);
+        resource_steps.push((format!("ha-resource:{}", r.sid), s));
+    }
+    // PVE 8 resources name their group, so groups come first; PVE 9 rules name their
+    // resources, so resources come first.
+    let ha_steps = if plan.ha.mode == "rules" {
+        resource_steps.into_iter().chain(group_steps)
+    } else {
+        group_steps.into_iter().chain(resource_steps)
+    };
+    for (id, summary) in ha_steps.collect::<Vec<_>>() {
+        step(id, &founder, summary);
     }
     for r in &plan.realms {
         let opts: Vec<String> = r
