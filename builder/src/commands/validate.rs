@@ -86,9 +86,8 @@ pub fn run(args: Args) -> Result<()> {
             .lock()
             .write_all(human(&report).as_bytes())
     } else {
-        std::io::stderr()
-            .lock()
-            .write_all(human(&report).as_bytes())
+        eprint!("{}", human(&report));
+        Ok(())
     };
     match written {
         // A reader that stops early (`| head`) is not a failure of the check.
