@@ -31,3 +31,4 @@ vm-test: build
 # Regenerate the golden spec outputs after an intended change; review `git diff` after.
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden
