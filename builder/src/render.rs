@@ -100,6 +100,8 @@ pub fn render_all(
 /// The registered templates: built-ins, with overrides applied.
 pub struct Templates {
     hbs: Handlebars<'static>,
+    /// Templates replaced from `--templates`: their failures are the user's input errors.
+    overridden: BTreeSet<String>,
 }
 
 impl Templates {
@@ -109,6 +111,7 @@ impl Templates {
             .iter()
             .map(|(name, text)| (name.to_string(), text.to_string()))
             .collect();
+        let mut overridden = BTreeSet::new();
         if let Some(dir) = dir {
             for (name, text) in read_overrides(dir)? {
                 if !sources.contains_key(&name) {
@@ -119,7 +122,8 @@ impl Templates {
                     ))
                     .into());
                 }
-                sources.insert(name, text);
+                sources.insert(name.clone(), text);
+                overridden.insert(name);
             }
         }
         let mut hbs = Handlebars::new();
@@ -134,7 +138,7 @@ impl Templates {
             hbs.register_template_string(name, text)
                 .map_err(|e| InputError::new(format!("template {name}: {e}")))?;
         }
-        Ok(Templates { hbs })
+        Ok(Templates { hbs, overridden })
     }
 
     fn render_node(
@@ -148,6 +152,12 @@ impl Templates {
             .node(node_name)
             .ok_or_else(|| InputError::new(format!("no node named {node_name:?} in the plan")))?;
         let secret_view = SecretView::new(plan, secrets, reveal)?;
+        // What a file embedding a secret contains: the placeholder, or the values.
+        let markers: Vec<String> = if reveal {
+            secret_view.values().map(str::to_string).collect()
+        } else {
+            vec![REDACTED.to_string()]
+        };
         let ctx = RenderContext::new(plan, node, secret_view)
             .with_context(|| format!("preparing the files of {node_name}"))?;
         let data = serde_json::to_value(&ctx).context("serialising the template context")?;
@@ -158,15 +168,27 @@ impl Templates {
                 let text = self
                     .hbs
                     .render(&name, &data)
-                    .map_err(|e| render_error(&name, e))
+                    .map_err(|e| {
+                        let e = render_error(&name, e);
+                        if self.overridden.contains(&name) {
+                            InputError::new(format!("{e} (overridden template)")).into()
+                        } else {
+                            e
+                        }
+                    })
                     .with_context(|| format!("rendering {} of {node_name}", spec.target))?;
+                // An override may pull a secret into any file; such a file is secret too.
+                let secret = spec.secret
+                    || markers
+                        .iter()
+                        .any(|m| !m.is_empty() && text.contains(m.as_str()));
                 Ok(NodeFile {
                     path: spec.target,
-                    mode: if spec.secret { 0o600 } else { spec.mode },
+                    mode: if secret { 0o600 } else { spec.mode },
                     uid: 0,
                     gid: spec.gid,
                     contents: text.into_bytes(),
-                    secret: spec.secret,
+                    secret,
                     placement: spec.placement,
                 })
             })
@@ -1081,6 +1103,14 @@ struct NamedSecret {
 }
 
 impl SecretView {
+    /// Every value the view holds (placeholders when redacted).
+    fn values(&self) -> impl Iterator<Item = &str> {
+        self.smtp
+            .iter()
+            .chain(&self.realms)
+            .map(|s| s.value.as_str())
+    }
+
     fn new(plan: &Plan, values: &SecretValues, reveal: bool) -> Result<Self> {
         let get = |name: &str, r: &SecretRef| -> Result<NamedSecret> {
             Ok(NamedSecret {

@@ -511,3 +511,42 @@ fn strict_mode_covers_conditions_too() {
     assert!(msg.contains("etc/timezone.hbs"), "{msg}");
     assert!(msg.contains("plan.cluster.timezon"), "{msg}");
 }
+
+#[test]
+fn an_override_that_embeds_a_secret_makes_its_file_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/hostname.hbs"),
+        "{{node.name}}{{#each secrets.smtp}} {{value}}{{/each}}\n",
+    )
+    .unwrap();
+    for reveal in [false, true] {
+        let opts = RenderOptions {
+            templates_dir: Some(dir.path().to_path_buf()),
+            reveal_secrets: reveal,
+        };
+        let files = render_node(&lab_plan(false), "pve1", &secrets(), &opts).unwrap();
+        let h = file(&files, "/etc/hostname");
+        assert!(h.secret && h.mode == 0o600, "reveal={reveal}: {h:?}");
+        assert!(!file(&files, "/etc/hosts").secret);
+    }
+}
+
+#[test]
+fn a_broken_override_is_bad_input_a_built_in_is_not_involved() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(dir.path().join("etc/hostname.hbs"), "{{nope}}\n").unwrap();
+    let opts = RenderOptions {
+        templates_dir: Some(dir.path().to_path_buf()),
+        reveal_secrets: false,
+    };
+    let err = render_node(&lab_plan(false), "pve1", &secrets(), &opts).unwrap_err();
+    assert_eq!(hcikit::error::exit_code(&err), 2, "{err:#}");
+    // A syntax error in an override is bad input as well.
+    std::fs::write(dir.path().join("etc/hostname.hbs"), "{{#each}}\n").unwrap();
+    let err = render_node(&lab_plan(false), "pve1", &secrets(), &opts).unwrap_err();
+    assert_eq!(hcikit::error::exit_code(&err), 2, "{err:#}");
+    assert!(format!("{err:#}").contains("etc/hostname.hbs"), "{err:#}");
+}
