@@ -404,7 +404,8 @@ fn uses_ha_rules(plan: &Plan) -> bool {
 // ---------------------------------------------------------------------------------------
 // The template context.
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds secret values when revealing, which must never reach a log.
+#[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct RenderContext<'a> {
     plan: &'a Plan,
@@ -1087,7 +1088,7 @@ fn domains(plan: &Plan, secrets: &SecretView) -> Vec<Section> {
 // Secrets.
 
 /// The only way secret values reach templates: each rendered or [`REDACTED`].
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct SecretView {
     /// SMTP target passwords (`priv/notifications.cfg`), targets without one left out.
@@ -1096,7 +1097,7 @@ struct SecretView {
     realms: Vec<NamedSecret>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 struct NamedSecret {
     name: String,
     value: String,
