@@ -975,11 +975,22 @@ fn ha(plan: &Plan) -> HaView {
     }
 }
 
+/// Order of proxmox-rs' section-config writer (notifications): keys as a serde_json map
+/// iterates them, i.e. sorted, repeated keys one line per item in order.
+fn rust_section(kind: &str, name: &str, mut entries: Vec<Entry>) -> Section {
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    Section {
+        kind: kind.into(),
+        name: name.into(),
+        entries,
+    }
+}
+
 /// `notifications.cfg`: the built-in `mail-to-root` target, the SMTP targets, the built-in
 /// `default-matcher` with the extra targets added, then the spec's matchers.
 fn notifications(plan: &Plan) -> Vec<Section> {
     let n = &plan.notifications;
-    let mut out = vec![section(
+    let mut out = vec![rust_section(
         "sendmail",
         "mail-to-root",
         vec![
@@ -1009,7 +1020,7 @@ fn notifications(plan: &Plan) -> Vec<Section> {
         if let Some(c) = &s.comment {
             e.push(Entry::new("comment", c.clone()));
         }
-        out.push(section("smtp", &s.name, e));
+        out.push(rust_section("smtp", &s.name, e));
     }
     let mut default_targets = vec!["mail-to-root".to_string()];
     default_targets.extend(
@@ -1023,7 +1034,7 @@ fn notifications(plan: &Plan) -> Vec<Section> {
         Entry::new("mode", "all"),
     ];
     e.extend(default_targets.into_iter().map(|t| Entry::new("target", t)));
-    out.push(section("matcher", "default-matcher", e));
+    out.push(rust_section("matcher", "default-matcher", e));
     for m in &n.matchers {
         let mut e = vec![Entry::new("mode", m.mode.clone())];
         e.extend(m.targets.iter().map(|t| Entry::new("target", t.clone())));
@@ -1036,12 +1047,12 @@ fn notifications(plan: &Plan) -> Vec<Section> {
                 .map(|f| Entry::new("match-field", f.clone())),
         );
         if m.invert_match {
-            e.push(Entry::new("invert-match", "1"));
+            e.push(Entry::new("invert-match", "true"));
         }
         if let Some(c) = &m.comment {
             e.push(Entry::new("comment", c.clone()));
         }
-        out.push(section("matcher", &m.name, e));
+        out.push(rust_section("matcher", &m.name, e));
     }
     out
 }

@@ -309,8 +309,9 @@ fn notifications_extend_the_built_in_default_matcher() {
     assert!(out.starts_with(
         "sendmail: mail-to-root\n\tcomment Send mails to root@pam's email address\n\tmailto-user root@pam\n\n"
     ), "{out}");
-    assert!(out.contains(
-        "matcher: default-matcher\n\tcomment Route all notifications to mail-to-root\n\tmode all\n\ttarget mail-to-root\n\ttarget smtp-relay\n\n"
+    // proxmox-rs writes sections separated by one blank line, none after the last.
+    assert!(out.ends_with(
+        "\n\nmatcher: default-matcher\n\tcomment Route all notifications to mail-to-root\n\tmode all\n\ttarget mail-to-root\n\ttarget smtp-relay\n"
     ), "{out}");
     assert!(out.contains("smtp: smtp-relay\n"), "{out}");
     assert!(out.contains("\tfrom-address pve@lab.example\n"), "{out}");
@@ -335,7 +336,7 @@ fn secrets_are_redacted_unless_revealed() {
         assert!(p.secret && p.mode == 0o600);
         assert_eq!(
             String::from_utf8_lossy(&p.contents),
-            format!("smtp: smtp-relay\n\tpassword {REDACTED}\n\n")
+            format!("smtp: smtp-relay\n\tpassword {REDACTED}\n")
         );
     }
     let opts = RenderOptions {
@@ -346,7 +347,7 @@ fn secrets_are_redacted_unless_revealed() {
     let p = file(&files, "/etc/pve/priv/notifications.cfg");
     assert_eq!(
         String::from_utf8_lossy(&p.contents),
-        format!("smtp: smtp-relay\n\tpassword {SMTP_PASSWORD}\n\n")
+        format!("smtp: smtp-relay\n\tpassword {SMTP_PASSWORD}\n")
     );
     assert_eq!(p.mode, 0o600);
 }
@@ -549,4 +550,50 @@ fn a_broken_override_is_bad_input_a_built_in_is_not_involved() {
     let err = render_node(&lab_plan(false), "pve1", &secrets(), &opts).unwrap_err();
     assert_eq!(hcikit::error::exit_code(&err), 2, "{err:#}");
     assert!(format!("{err:#}").contains("etc/hostname.hbs"), "{err:#}");
+}
+
+#[test]
+fn several_targets_and_matchers_in_proxmox_rs_layout() {
+    let mut plan = lab_plan(false);
+    let mut second = plan.notifications.smtp[0].clone();
+    second.name = "backup-relay".into();
+    second.password = Some(SecretRef::new("smtp/backup-relay/password"));
+    second.mailto = vec!["b@lab.example".into(), "a@lab.example".into()];
+    plan.notifications.smtp.push(second);
+    plan.notifications.matchers = vec![hcikit_firstboot::plan::Matcher {
+        name: "not-backups".into(),
+        targets: vec!["backup-relay".into()],
+        mode: "any".into(),
+        match_severity: vec!["warning".into(), "error".into()],
+        match_field: vec!["exact:type=vzdump".into()],
+        invert_match: true,
+        comment: None,
+    }];
+    let mut s = secrets();
+    s.insert("smtp/backup-relay/password", "second-secret");
+    let opts = RenderOptions {
+        reveal_secrets: true,
+        ..Default::default()
+    };
+    let files = render_node(&plan, "pve1", &s, &opts).unwrap();
+    assert_eq!(
+        text(&files, "/etc/pve/priv/notifications.cfg"),
+        format!(
+            "smtp: smtp-relay\n\tpassword {SMTP_PASSWORD}\n\n\
+             smtp: backup-relay\n\tpassword second-secret\n"
+        )
+    );
+    let out = text(&files, "/etc/pve/notifications.cfg");
+    // Repeated keys keep their order; booleans are written as serde_json writes them.
+    assert!(
+        out.contains("\tmailto b@lab.example\n\tmailto a@lab.example\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "matcher: not-backups\n\tinvert-match true\n\tmatch-field exact:type=vzdump\n\
+             \tmatch-severity warning,error\n\tmode any\n\ttarget backup-relay\n"
+        ),
+        "{out}"
+    );
 }
