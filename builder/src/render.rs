@@ -161,7 +161,7 @@ impl Templates {
         let ctx = RenderContext::new(plan, node, secret_view)
             .with_context(|| format!("preparing the files of {node_name}"))?;
         let data = serde_json::to_value(&ctx).context("serialising the template context")?;
-        file_specs(plan, node)
+        file_specs(plan)
             .into_iter()
             .map(|spec| {
                 let name = template_name(&spec.target);
@@ -343,9 +343,9 @@ fn desired(target: &str, secret: bool) -> FileSpec {
     }
 }
 
-/// The files `node` gets, in a fixed order. Conditional files appear only when the plan
-/// has something to put in them.
-pub fn file_specs(plan: &Plan, _node: &Node) -> Vec<FileSpec> {
+/// The files every node gets, in a fixed order (the same set on every node; the contents
+/// differ). Conditional files appear only when the plan has something to put in them.
+pub fn file_specs(plan: &Plan) -> Vec<FileSpec> {
     let mut v = vec![
         install("/etc/hostname", 0o644),
         install("/etc/hosts", 0o644),
