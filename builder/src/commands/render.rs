@@ -120,6 +120,13 @@ pub fn write_output(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !parent.is_dir() {
+        return Err(InputError::new(format!(
+            "the folder {} that should hold the output does not exist",
+            parent.display()
+        ))
+        .into());
+    }
     let replaces = check_output_dir(out)?;
 
     let staging = tempfile::Builder::new()
@@ -307,6 +314,13 @@ mod tests {
         let err = write_output(tmp.path(), &sample(), false).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
         assert!(tmp.path().join("precious").exists());
+    }
+
+    #[test]
+    fn a_missing_parent_is_bad_input() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write_output(&tmp.path().join("no/out"), &sample(), false).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2, "{err:#}");
     }
 
     #[test]
