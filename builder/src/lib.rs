@@ -5,7 +5,9 @@
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
+//! - [`base`]: the generated Debian / Proxmox base root file system (mmdebstrap, cached).
 
+pub mod base;
 pub mod cli;
 pub mod commands;
 pub mod error;
