@@ -5,6 +5,9 @@
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
+//! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
+//!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
+//! - [`render`]: templates + Plan → each node's rendered files.
 //! - [`base`]: the generated Debian / Proxmox base root file system (mmdebstrap, cached).
 
 pub mod base;
@@ -12,4 +15,11 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod files;
+pub mod load;
+pub mod render;
+pub mod resolve;
 pub mod secrets;
+pub mod spec;
+pub mod validate;
+
+pub use load::{load, load_str, Diagnostic, Loaded, Severity};

@@ -1,0 +1,34 @@
+# hcikit's front door. `just --list` shows the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Build both binaries (release: the agent goes into the images).
+build:
+    cargo build --release --workspace --bins
+
+# Every test of the workspace (unit, golden, image, simulated cluster).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Build the lab example's three node images into out/ from the default Debian base.
+demo: build
+    target/release/hcikit build examples/lab.toml -o out
+    ls -l out
+
+# Benchmarks: image build ratios and the simulated first-boot makespan.
+bench: build
+    bash scripts/bench.sh
+
+# Real VMs: three node images booted under QEMU/OVMF, corosync quorum on both links.
+vm-test: build
+    cargo test -p hcikit-tests --test vm -- --ignored --nocapture --test-threads=1
+
+# Regenerate the golden spec outputs after an intended change; review `git diff` after.
+bless:
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden
