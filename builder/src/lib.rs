@@ -17,7 +17,9 @@
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 //! - [`render`]: templates + Plan → each node's rendered files.
+//! - [`base`]: the generated Debian / Proxmox base root file system (mmdebstrap, cached).
 
+pub mod base;
 pub mod build;
 pub mod cli;
 pub mod commands;
