@@ -27,3 +27,8 @@ bench: build
 # Real VMs: three node images booted under QEMU/OVMF, corosync quorum on both links.
 vm-test: build
     cargo test -p hcikit-tests --test vm -- --ignored --nocapture --test-threads=1
+
+# Regenerate the golden spec outputs after an intended change; review `git diff` after.
+bless:
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden

@@ -16,7 +16,10 @@
 //! - [`inspect`]: what an image holds, read back (`hcikit inspect`).
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
+//! - [`render`]: templates + Plan → each node's rendered files.
+//! - [`base`]: the generated Debian / Proxmox base root file system (mmdebstrap, cached).
 
+pub mod base;
 pub mod build;
 pub mod cli;
 pub mod commands;
@@ -30,6 +33,7 @@ pub mod keys;
 pub mod load;
 pub mod output;
 pub mod progress;
+pub mod render;
 pub mod resolve;
 pub mod rootfs;
 pub mod secrets;

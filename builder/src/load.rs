@@ -101,6 +101,8 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 
 /// Parses, validates and resolves spec text. Secret files named in the spec are read
 /// relative to `base_dir`. On failure returns every diagnostic (errors and warnings).
+/// `Loaded::spec_path` is then `base_dir/cluster.toml`, so that its parent is still the
+/// folder relative paths in the spec (such as `image.base`) are resolved against.
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
     let mut diags = validate::validate(&spec);
@@ -157,30 +159,55 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
         }
     };
     let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-    let message = message.trim();
+    // One line per diagnostic, and TOML words rather than Rust type names.
+    let message = message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected a non-negative integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table");
+    let message = message.as_str();
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once('`') {
             let expected = expected.trim_start_matches(',').trim();
-            let expected = expected
+            let valid: Vec<String> = expected
                 .strip_prefix("expected one of ")
-                .map(|list| format!("; valid keys here: {}", list.replace('`', "")))
-                .or_else(|| {
-                    expected
-                        .strip_prefix("expected ")
-                        .map(|one| format!("; the valid key here is {}", one.replace('`', "")))
+                .or_else(|| expected.strip_prefix("expected "))
+                .map(|list| {
+                    list.split(", ")
+                        .map(|k| k.trim_matches('`').to_string())
+                        .collect()
                 })
-                .unwrap_or_else(|| "; no keys are valid here".to_string());
-            return Diagnostic::error(join(field), format!("unknown key{expected}{at}"));
+                .unwrap_or_default();
+            let expected = match (closest(field, &valid), valid.len()) {
+                (_, 0) => "; no keys are valid here".to_string(),
+                (Some(near), _) => format!(
+                    "; did you mean {near}? valid keys here: {}",
+                    valid.join(", ")
+                ),
+                (None, _) => format!("; valid keys here: {}", valid.join(", ")),
+            };
+            // The path already ends at the unknown key itself.
+            let key = if parent == field || parent.ends_with(&format!(".{field}")) {
+                parent.to_string()
+            } else {
+                join(field)
+            };
+            return Diagnostic::error(key, format!("unknown key{expected}{at}"));
         }
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         if let Some((field, _)) = rest.split_once('`') {
-            let table = if parent.is_empty() {
-                "the spec"
+            // A missing top-level table has no useful line to point at.
+            return if parent.is_empty() {
+                Diagnostic::error(field, "is required in the spec")
             } else {
-                parent
+                Diagnostic::error(join(field), format!("is required in {parent}{at}"))
             };
-            return Diagnostic::error(join(field), format!("is required in {table}{at}"));
         }
     }
     let key = if parent.is_empty() {
@@ -191,4 +218,60 @@ fn serde_error_diagnostic(path: &str, message: &str, line: Option<usize>) -> Dia
     };
     let at = if parent.is_empty() { String::new() } else { at };
     Diagnostic::error(key, format!("{message}{at}"))
+}
+
+/// The valid key closest to a misspelt one, if it is plausibly a typo of it (at most two
+/// single-character edits, or one of them written with `_` instead of `-`).
+fn closest<'a>(typo: &str, valid: &'a [String]) -> Option<&'a str> {
+    let typo_kebab = typo.replace('_', "-");
+    valid
+        .iter()
+        .map(|v| (edit_distance(&typo_kebab, v), v))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_suggestions() {
+        let valid: Vec<String> = ["timezone", "keyboard", "pve-version"]
+            .map(String::from)
+            .into();
+        assert_eq!(closest("time-zone", &valid), Some("timezone"));
+        assert_eq!(closest("pve_version", &valid), Some("pve-version"));
+        assert_eq!(closest("colour", &valid), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn parse_errors_name_the_key_and_line() {
+        let d = parse("[cluster]\nname = \"x\"\ndomain = \"y\"\nkeybord = \"de\"\n").unwrap_err();
+        assert_eq!(d.key, "cluster.keybord");
+        assert!(
+            d.message
+                .starts_with("unknown key; did you mean keyboard? valid keys here: name, domain,"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.ends_with("(line 4)"), "{}", d.message);
+    }
 }

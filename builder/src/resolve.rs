@@ -704,7 +704,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 let mut s = String::new();
                 if o.wipe {
                     s.push_str(&format!(
-                        "ceph-volume lvm zap {} --destroy (wipe = true); ",
+                        "if {0} carries any signature: ceph-volume lvm zap {0} --destroy (wipe = true); ",
                         o.device
                     ));
                 }
@@ -762,6 +762,8 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
         &founder,
         format!("pvesh set /cluster/options {}", dc.join(" ")),
     );
+    let mut group_steps = Vec::new();
+    let mut resource_steps = Vec::new();
     for g in &plan.ha.groups {
         let nodes = group_nodes(g);
         let summary = if plan.ha.mode == "rules" {
@@ -777,7 +779,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 g.name,
                 if res.is_empty() { "<none yet>".to_string() } else { res.join(",") },
                 u8::from(g.restricted),
-                if g.nofailback { " (nofailback has no rule equivalent on PVE 9)" } else { "" }
+                if g.nofailback { " (PVE 9 keeps nofailback as failback 0 on the resources)" } else { "" }
             )
         } else {
             format!(
@@ -787,7 +789,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
                 u8::from(g.nofailback)
             )
         };
-        step(format!("ha-group:{}", g.name), &founder, summary);
+        group_steps.push((format!("ha-group:{}", g.name), summary));
     }
     for r in &plan.ha.resources {
         let mut s = format!("ha-manager add {}", r.sid);
@@ -800,7 +802,17 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
             " --max_restart {} --max_relocate {} --state {} (once the guest exists)",
             r.max_restart, r.max_relocate, r.state
         ));
-        step(format!("ha-resource:{}", r.sid), &founder, s);
+        resource_steps.push((format!("ha-resource:{}", r.sid), s));
+    }
+    // PVE 8 resources name their group, so groups come first; PVE 9 rules name their
+    // resources, so resources come first.
+    let ha_steps = if plan.ha.mode == "rules" {
+        resource_steps.into_iter().chain(group_steps)
+    } else {
+        group_steps.into_iter().chain(resource_steps)
+    };
+    for (id, summary) in ha_steps.collect::<Vec<_>>() {
+        step(id, &founder, summary);
     }
     for r in &plan.realms {
         let opts: Vec<String> = r

@@ -203,7 +203,7 @@ impl Checker {
             if !is_simple_name(name) {
                 self.err(
                     &k,
-                    format!("{name:?} is not a valid network name; use lower-case letters, digits and '-', starting with a letter"),
+                    format!("{name:?} is not a valid network name; use lower-case letters, digits, '-' and '_', starting with a letter"),
                 );
             }
             let mut claim = |this: &mut Self, dev: &str, key: String| {
@@ -501,6 +501,12 @@ impl Checker {
                         ),
                     );
                 }
+                if looks_like_partition(&osd.device) {
+                    self.warn(
+                        &ok,
+                        format!("{} looks like a partition; pveceph creates an OSD on a whole, unused disk", osd.device),
+                    );
+                }
                 if let Some(c) = &osd.class {
                     if !is_simple_name(c) {
                         self.err(
@@ -516,7 +522,7 @@ impl Checker {
     fn ceph(&mut self, spec: &Spec, nets: &BTreeMap<String, NetInfo>) {
         let Some(c) = &spec.ceph else { return };
         let pve = spec.cluster.pve_version.unwrap_or(DEFAULT_PVE_MAJOR);
-        if let Some(r) = &c.release {
+        if let (Some(r), true) = (&c.release, pve == 8 || pve == 9) {
             match CEPH_RELEASES.iter().find(|(n, _, _)| n == r) {
                 None => {
                     let all: Vec<&str> = CEPH_RELEASES.iter().map(|(n, _, _)| *n).collect();
@@ -648,7 +654,7 @@ impl Checker {
             self.warn(
                 "ceph.mons",
                 format!(
-                    "{mons} monitors tolerate no more failures than {}; use an odd number",
+                    "{mons} monitors survive no more failures than {} would; use an odd number",
                     mons - 1
                 ),
             );
@@ -661,10 +667,39 @@ impl Checker {
                 "a single manager has no standby; list at least two",
             );
         }
-        for (i, n) in c.mds.iter().flatten().enumerate() {
-            if n.starts_with(|ch: char| ch.is_ascii_digit()) {
-                self.err(format!("ceph.mds[{i}]"), format!("{n} starts with a digit; Ceph MDS ids cannot, so this node cannot run an MDS"));
+        // `pveceph mon create` on the first monitor also creates a manager there.
+        let first_mon = c
+            .mons
+            .as_ref()
+            .map_or(spec.nodes.first().map(|n| &n.name), |m| m.first());
+        if let (Some(mgrs), Some(first)) = (&c.mgrs, first_mon) {
+            if !mgrs.is_empty() && !mgrs.contains(first) {
+                self.warn(
+                    "ceph.mgrs",
+                    format!("{first} gets a manager anyway: creating the first monitor creates one there"),
+                );
             }
+        }
+        // MDS ids are node names and Ceph refuses ids that start with a digit; without an
+        // mds list every node runs one as soon as there is a CephFS.
+        match &c.mds {
+            Some(list) => {
+                for (i, n) in list.iter().enumerate() {
+                    if n.starts_with(|ch: char| ch.is_ascii_digit()) {
+                        self.err(format!("ceph.mds[{i}]"), format!("{n} starts with a digit, which Ceph refuses as an MDS id; leave this node out"));
+                    }
+                }
+            }
+            None if !c.cephfs.items.is_empty() => {
+                for n in spec
+                    .nodes
+                    .iter()
+                    .filter(|n| n.name.starts_with(|ch: char| ch.is_ascii_digit()))
+                {
+                    self.err("ceph.mds", format!("{} starts with a digit, which Ceph refuses as an MDS id; list the MDS nodes without it", n.name));
+                }
+            }
+            None => {}
         }
 
         // Names of pools and storages, to catch collisions with CephFS pools.
@@ -807,9 +842,14 @@ impl Checker {
             ok = false;
         }
         if min_size < 1 || (ok && min_size > size) {
+            let valid = if ok {
+                format!("1 to size ({size})")
+            } else {
+                "1 to size".to_string()
+            };
             self.err(
                 format!("{k}.min-size"),
-                format!("{min_size} is out of range; use 1 to size ({size})"),
+                format!("{min_size} is out of range; use {valid}"),
             );
             ok = false;
         }
@@ -1214,7 +1254,7 @@ impl Checker {
                 if !set {
                     self.err(
                         format!("{k}.{field}"),
-                        format!("is required for a {} realm", r.kind),
+                        format!("is required for an {} realm", realm_kind(&r.kind)),
                     );
                 }
             }
@@ -1222,7 +1262,7 @@ impl Checker {
                 if set {
                     self.err(
                         format!("{k}.{field}"),
-                        format!("does not apply to a {} realm", r.kind),
+                        format!("does not apply to an {} realm", realm_kind(&r.kind)),
                     );
                 }
             }
@@ -1977,6 +2017,29 @@ pub fn check_device_path(d: &str) -> Result<(), String> {
     }
 }
 
+/// `/dev/sdb1`, `/dev/nvme0n1p2`, `/dev/mmcblk0p1`, `/dev/disk/by-id/...-part1`.
+pub fn looks_like_partition(dev: &str) -> bool {
+    let name = dev.rsplit('/').next().unwrap_or(dev);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, n)) = name.rsplit_once("-part") {
+        return digits(n);
+    }
+    for prefix in ["sd", "vd", "hd", "xvd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            return letters.len() < rest.len()
+                && !letters.is_empty()
+                && letters.bytes().all(|b| b.is_ascii_lowercase());
+        }
+    }
+    if name.starts_with("nvme") || name.starts_with("mmcblk") {
+        return name
+            .rsplit_once('p')
+            .is_some_and(|(head, n)| digits(n) && head.len() > 4);
+    }
+    false
+}
+
 /// A crypt(3) hash: `$<id>$...` with a known scheme.
 pub fn check_crypt_hash(h: &str) -> Result<(), String> {
     let h = h.trim();
@@ -2005,6 +2068,14 @@ pub fn check_ssh_public_key(line: &str) -> Result<(), String> {
         .map_err(|_| {
             "is not an OpenSSH public key line like \"ssh-ed25519 AAAA... user@host\"".to_string()
         })
+}
+
+fn realm_kind(kind: &str) -> &'static str {
+    match kind {
+        "ad" => "AD",
+        "ldap" => "LDAP",
+        _ => "OpenID",
+    }
 }
 
 fn join_keys<'a>(keys: impl Iterator<Item = &'a str>) -> String {
@@ -2101,6 +2172,28 @@ mod tests {
             Ok("bc:24:11:00:00:01".into())
         );
         assert!(check_mac("01:00:5e:00:00:01").is_err());
+    }
+
+    #[test]
+    fn partitions() {
+        for p in [
+            "/dev/sdb1",
+            "/dev/nvme0n1p2",
+            "/dev/mmcblk0p1",
+            "/dev/disk/by-id/ata-X-part1",
+            "/dev/vdc12",
+        ] {
+            assert!(looks_like_partition(p), "{p}");
+        }
+        for d in [
+            "/dev/sdb",
+            "/dev/nvme0n1",
+            "/dev/mmcblk0",
+            "/dev/disk/by-id/ata-Samsung_SSD_870",
+            "/dev/vdaa",
+        ] {
+            assert!(!looks_like_partition(d), "{d}");
+        }
     }
 
     #[test]

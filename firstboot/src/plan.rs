@@ -119,7 +119,12 @@ pub struct Network {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "kind",
+    deny_unknown_fields
+)]
 pub enum NetDevice {
     /// A single NIC, e.g. `ens18`.
     Interface { name: String },

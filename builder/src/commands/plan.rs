@@ -17,14 +17,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let loaded = crate::load::load(&args.spec)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &loaded.plan)?;
-        writeln!(out)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&loaded.plan)? + "\n"
     } else {
-        out.write_all(human(&loaded.plan).as_bytes())?;
+        human(&loaded.plan)
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `hcikit plan x | head` closing the pipe early is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 /// Left-aligned columns, two spaces apart.

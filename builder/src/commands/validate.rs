@@ -78,14 +78,21 @@ pub fn human(r: &Report) -> String {
 
 pub fn run(args: Args) -> Result<()> {
     let report = check(&args.spec)?;
-    if args.json {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+    let written = if args.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        std::io::stdout().lock().write_all(text.as_bytes())
     } else if report.ok {
-        print!("{}", human(&report));
+        std::io::stdout()
+            .lock()
+            .write_all(human(&report).as_bytes())
     } else {
         eprint!("{}", human(&report));
+        Ok(())
+    };
+    match written {
+        // A reader that stops early (`| head`) is not a failure of the check.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
     }
     if report.ok {
         Ok(())
