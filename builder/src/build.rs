@@ -112,6 +112,7 @@ pub struct ImageInfo {
     pub node: String,
     pub file: String,
     pub bmap: String,
+    pub bmap_sha256: String,
     pub sha256: String,
     pub size: u64,
     pub disk_guid: String,
@@ -256,6 +257,7 @@ fn check_out_dir(dir: &Path) -> Result<()> {
 pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let plan = input.plan;
     check_out_dir(&opts.out_dir)?;
+    Staged::clean_stale(&opts.out_dir);
     let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
     for n in &opts.nodes {
         if plan.node(n).is_none() {
@@ -414,10 +416,9 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             };
             let bmap_name = format!("{name}.img.bmap");
             let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
-            std::io::Write::write_all(
-                &mut bf,
-                output::bmap_xml(layout.disk_size, &parts.ranges()).as_bytes(),
-            )?;
+            let bmap = output::bmap_xml(layout.disk_size, &parts.ranges());
+            std::io::Write::write_all(&mut bf, bmap.as_bytes())?;
+            let bmap_sha256 = hex::encode(Sha256::digest(bmap.as_bytes()));
             images.push(ImageInfo {
                 node: match identity {
                     Identity::Node(n) => n.to_string(),
@@ -425,6 +426,7 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
                 },
                 file: file_name,
                 bmap: bmap_name,
+                bmap_sha256,
                 sha256: sha.unwrap_or_default(),
                 size: layout.disk_size,
                 disk_guid: guids.disk.to_string(),
@@ -511,6 +513,7 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let mut sums = String::new();
     for img in &manifest.images {
         sums.push_str(&format!("{}  {}\n", img.sha256, img.file));
+        sums.push_str(&format!("{}  {}\n", img.bmap_sha256, img.bmap));
     }
     let (mut sf, _) = staged.create("SHA256SUMS", 0o644)?;
     std::io::Write::write_all(&mut sf, sums.as_bytes())?;
