@@ -39,22 +39,26 @@ printf '\n[image]\ndisk-size = "%s"\nesp-size = "%sM"\n' "$disk" "$esp_mib" >>"$
 export SOURCE_DATE_EPOCH=1700000000
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 ms() { date +%s%3N; }
-# CPU milliseconds (user + system) of every finished child so far, from `times`.
+# CPU milliseconds (user + system) of every finished child so far, from `times`, which
+# must run in this shell (not in a command substitution) to see its children.
 child_cpu_ms() {
-  times | tail -1 | python3 -c '
+  times >"$work/.times"
+  tail -1 "$work/.times" | python3 -c '
 import re, sys
 t = [float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())]
-print(int(sum(t) * 1000))'
+print(int(sum(t) * 1000))' >"$work/.cpu"
 }
 declare -A result cpu
 timed() { # name command...
   local name=$1 s e c0 c1
   shift
-  c0=$(child_cpu_ms)
+  child_cpu_ms
+  c0=$(<"$work/.cpu")
   s=$(ms)
   "$@" >"$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
   e=$(ms)
-  c1=$(child_cpu_ms)
+  child_cpu_ms
+  c1=$(<"$work/.cpu")
   result[$name]=$((e - s))
   cpu[$name]=$((c1 - c0))
   printf '%-30s %7d ms wall %7d ms cpu\n' "$name" "${result[$name]}" "${cpu[$name]}" >&2
