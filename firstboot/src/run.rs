@@ -319,6 +319,8 @@ impl Runner<'_> {
                     tracing::info!(step = %step.id(), "already done; recording");
                     self.mark_done(&step);
                     self.save()?;
+                    let line = format!("{}: {}: done", self.me.name, step.id());
+                    self.report(&line);
                 }
                 Decision::Wait { step, wait } => {
                     let id = step.id();
@@ -429,6 +431,8 @@ impl Runner<'_> {
                 self.mark_done(&action.step);
             }
             self.save()?;
+            let line = format!("{me}: {id}: done");
+            self.report(&line);
             return Ok(());
         }
         let n = {

@@ -746,3 +746,111 @@ fn agent(
     shared.finish(idx);
     (outcome, t, run)
 }
+
+/// Adds one fault from its command-line form (`hcikit simulate --fault …`):
+///
+/// - `late:NODE=SECS`: NODE boots SECS seconds late
+/// - `absent:NODE`: NODE never boots
+/// - `link-late:NODE/NETWORK=SECS`: NODE's link on NETWORK comes up at SECS
+/// - `lock:NODE=N`: NODE's next N joins hit the corosync.conf lock
+/// - `task-error:NODE:COMMAND=N`: the next N runs of COMMAND (prefix, e.g. `pveceph pool
+///   create`) on NODE (`*` = any) fail inside the task
+/// - `kill:NODE@CALL` / `kill-after:NODE@CALL`: kill NODE's agent before/after its
+///   CALL-th Host call (it restarts after `restart=SECS`, default 30)
+/// - `random-kills=N`: N kills at seeded random points
+/// - `disk:NODE:DEV=ext4|gpt|lvm`: the disk is not blank at the start
+pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
+    let bad = || anyhow::anyhow!("cannot parse fault '{spec}' (see `hcikit simulate --help`)");
+    let (kind, rest) = spec.split_once([':', '=']).ok_or_else(bad)?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    match kind {
+        "late" => {
+            let (n, s) = rest.split_once('=').ok_or_else(bad)?;
+            f.late.insert(n.into(), num(s)?);
+        }
+        "absent" => {
+            f.absent.insert(rest.into());
+        }
+        "link-late" => {
+            let (ns, s) = rest.split_once('=').ok_or_else(bad)?;
+            let (n, net) = ns.split_once('/').ok_or_else(bad)?;
+            f.link_late.insert((n.into(), net.into()), num(s)?);
+        }
+        "lock" => {
+            let (n, c) = rest.split_once('=').ok_or_else(bad)?;
+            f.fail.push(FailRule {
+                node: Some(n.into()),
+                command: "pvecm add".into(),
+                times: num(c)? as u32,
+                kind: FailKind::LockTimeout,
+            });
+        }
+        "task-error" => {
+            let (nc, c) = rest.rsplit_once('=').ok_or_else(bad)?;
+            let (n, cmd) = nc.split_once(':').ok_or_else(bad)?;
+            f.fail.push(FailRule {
+                node: (n != "*").then(|| n.to_string()),
+                command: cmd.into(),
+                times: num(c)? as u32,
+                kind: FailKind::TaskError(format!("simulated failure of {cmd}")),
+            });
+        }
+        "kill" | "kill-after" => {
+            let (n, c) = rest.split_once('@').ok_or_else(bad)?;
+            f.kills.push(Kill {
+                node: n.into(),
+                run: 0,
+                call: num(c)?,
+                after: kind == "kill-after",
+            });
+        }
+        "random-kills" => f.random_kills = num(rest)? as u32,
+        "restart" => f.restart_delay_secs = num(rest)?,
+        "disk" => {
+            let (nd, c) = rest.rsplit_once('=').ok_or_else(bad)?;
+            let (n, d) = nd.split_once(':').ok_or_else(bad)?;
+            let content = match c {
+                "ext4" => DiskContent::Ext4,
+                "gpt" => DiskContent::Gpt,
+                "lvm" => DiskContent::Lvm,
+                _ => return Err(bad()),
+            };
+            f.disks.push((n.into(), d.into(), content));
+        }
+        _ => return Err(bad()),
+    }
+    if f.restart_delay_secs == 0 {
+        f.restart_delay_secs = 30;
+    }
+    Ok(())
+}
+
+/// Simulated makespan against the critical path of the same latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measure {
+    /// From the last peer's boot to the founder recording HEALTH_OK (ms).
+    pub to_health_ok_ms: Option<u64>,
+    /// From the last peer's boot to the last node finishing (ms).
+    pub to_done_ms: u64,
+    pub critical_health_ok_ms: u64,
+    pub critical_done_ms: u64,
+}
+
+impl Measure {
+    pub fn of(plan: &Plan, r: &SimReport, lat: &Latencies) -> Measure {
+        let cp = critical::critical_path(plan, lat);
+        let founder = &plan.cluster.founder;
+        let health = r
+            .events
+            .iter()
+            .find(|e| &e.node == founder && e.text.ends_with("ceph-health: done"))
+            .map(|e| e.at_ms.saturating_sub(r.all_up_ms));
+        let done = r.finished_ms.values().copied().max().unwrap_or(0);
+        Measure {
+            to_health_ok_ms: health,
+            to_done_ms: done.saturating_sub(r.all_up_ms),
+            critical_health_ok_ms: cp.health_ok_ms,
+            critical_done_ms: cp.total_ms,
+        }
+    }
+}
