@@ -273,6 +273,10 @@ pub fn run(h: &dyn Host, plan: &Plan, me: &str) -> Result<()> {
     };
     r.state.failed = None;
     r.state.finished = false;
+    // A new run (a reboot, a restart after a fix) gets fresh wait and retry budgets;
+    // done steps, zap and OSD records are kept.
+    r.state.wait_since.clear();
+    r.state.attempts.clear();
     r.save()?;
     r.report(&format!("{me}: first-boot cluster run started"));
     r.run_loop()

@@ -489,3 +489,61 @@ fn a_dirty_disk_with_wipe_is_zapped_once() {
     assert_eq!(zaps.len(), 1);
     assert_eq!(zaps[0].before, DiskContent::Gpt);
 }
+
+#[test]
+fn a_fatal_error_sends_a_mail_naming_node_step_and_error() {
+    let plan = example::lab_plan();
+    let f = Faults {
+        fail: vec![FailRule {
+            node: Some("pve3".into()),
+            command: "pveceph mds create".into(),
+            times: 100,
+            kind: FailKind::TaskError("ceph-mds@pve3.service failed to start".into()),
+        }],
+        ..Faults::default()
+    };
+    let r = run(&plan, f, 12);
+    let Outcome::Failed(e) = &r.outcomes["pve3"] else {
+        panic!("{:?}", r.outcomes)
+    };
+    assert!(
+        e.contains("ceph-mds") && e.contains("giving up after 8 attempts"),
+        "{e}"
+    );
+    let mail = r
+        .world
+        .mails
+        .iter()
+        .find(|m| m.from_node == "pve3" && m.target == "smtp-relay")
+        .expect("failure mail");
+    assert_eq!(mail.target, "smtp-relay");
+    assert!(
+        mail.subject.contains("pve3") && mail.subject.contains("ceph-mds"),
+        "{mail:?}"
+    );
+    let st: serde_json::Value = serde_json::from_str(&r.states["pve3"]).unwrap();
+    assert!(st["failed"].as_str().unwrap().contains("failed to start"));
+    // The other nodes are unaffected: two MDS are enough for the file system.
+    assert_eq!(r.outcomes["pve1"], Outcome::Done);
+}
+
+#[test]
+fn a_rebooted_node_gets_fresh_wait_budgets() {
+    // pve3 comes 40 minutes late: the founder gives up after the 30-minute peer
+    // timeout, its unit re-runs on the next boot, and that run waits afresh.
+    let plan = example::lab_plan();
+    let mut f = Faults::default();
+    f.late.insert("pve3".into(), 2400);
+    let without_reboot = run(&plan, f.clone(), 13);
+    assert!(matches!(
+        without_reboot.outcomes["pve1"],
+        Outcome::Failed(_)
+    ));
+    f.reboot_failed_after_secs = Some(300);
+    let r = run(&plan, f, 13);
+    assert_converged(&plan, &r);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| e.node == "pve1" && e.text.contains("rebooted after a failed run")));
+}

@@ -23,7 +23,7 @@ pub struct Args {
     pub queries: bool,
     /// Inject a fault (repeatable): late:NODE=SECS, absent:NODE,
     /// link-late:NODE/NETWORK=SECS, lock:NODE=N, task-error:NODE:COMMAND=N,
-    /// kill:NODE@CALL, kill-after:NODE@CALL, random-kills=N, restart=SECS,
+    /// kill:NODE@CALL, kill-after:NODE@CALL, random-kills=N, restart=SECS, reboot-failed=SECS,
     /// disk:NODE:DEV=ext4|gpt|lvm.
     #[arg(long = "fault", alias = "faults", value_name = "FAULT")]
     pub faults: Vec<String>,

@@ -141,6 +141,9 @@ pub struct Faults {
     pub random_kills: u32,
     /// Delay before a killed agent starts again (s).
     pub restart_delay_secs: u64,
+    /// Reboot a node whose run failed after this long (s), as the unit re-runs on the
+    /// next boot; `None`: a failed run stays failed.
+    pub reboot_failed_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -625,6 +628,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         limit_ms: limit_s * 1000,
     });
     let restart_ms = f.restart_delay_secs.max(1) * 1000;
+    let reboot_ms = f.reboot_failed_after_secs.map(|s| s * 1000);
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let mut handles = Vec::new();
     for (idx, node) in plan.nodes.iter().enumerate() {
@@ -639,7 +643,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
             name.clone(),
             std::thread::spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
-                    agent(shared, idx, &plan, &name, restart_ms)
+                    agent(shared, idx, &plan, &name, restart_ms, reboot_ms)
                 })
             }),
         ));
@@ -711,6 +715,7 @@ fn agent(
     plan: &Plan,
     name: &str,
     restart_ms: u64,
+    reboot_ms: Option<u64>,
 ) -> (Outcome, u64, u32) {
     shared.wait_turn(idx);
     let mut run = 0;
@@ -725,7 +730,14 @@ fn agent(
         let r = catch_unwind(AssertUnwindSafe(|| crate::run::run(&host, plan, name)));
         match r {
             Ok(Ok(())) => break Outcome::Done,
-            Ok(Err(e)) => break Outcome::Failed(format!("{e:#}")),
+            Ok(Err(e)) => match reboot_ms {
+                Some(ms) if shared.now() + ms <= shared.limit_ms => {
+                    run += 1;
+                    shared.yield_until(idx, shared.now() + ms);
+                    shared.event(name, format!("rebooted after a failed run (run {run})"));
+                }
+                _ => break Outcome::Failed(format!("{e:#}")),
+            },
             Err(p) if p.is::<Killed>() => {
                 run += 1;
                 let t = shared.now() + restart_ms;
@@ -758,6 +770,7 @@ fn agent(
 /// - `kill:NODE@CALL` / `kill-after:NODE@CALL`: kill NODE's agent before/after its
 ///   CALL-th Host call (it restarts after `restart=SECS`, default 30)
 /// - `random-kills=N`: N kills at seeded random points
+/// - `reboot-failed=SECS`: a node whose run failed reboots (and re-runs) after SECS
 /// - `disk:NODE:DEV=ext4|gpt|lvm`: the disk is not blank at the start
 pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
     let bad = || anyhow::anyhow!("cannot parse fault '{spec}' (see `hcikit simulate --help`)");
@@ -806,6 +819,7 @@ pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
         }
         "random-kills" => f.random_kills = num(rest)? as u32,
         "restart" => f.restart_delay_secs = num(rest)?,
+        "reboot-failed" => f.reboot_failed_after_secs = Some(num(rest)?),
         "disk" => {
             let (nd, c) = rest.rsplit_once('=').ok_or_else(bad)?;
             let (n, d) = nd.split_once(':').ok_or_else(bad)?;
