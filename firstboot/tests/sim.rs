@@ -111,9 +111,17 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
         "datacenter.cfg options"
     );
     for g in &plan.ha.groups {
+        if plan.ha.mode == "rules" {
+            let have = w.pmx.ha_rules.get(&g.name).expect("ha rule");
+            assert_eq!(have["strict"], if g.restricted { "1" } else { "0" });
+            continue;
+        }
         let have = w.pmx.ha_groups.get(&g.name).expect("ha group");
         assert_eq!(have["restricted"], if g.restricted { "1" } else { "0" });
         assert_eq!(have["nofailback"], if g.nofailback { "1" } else { "0" });
+    }
+    for r in &plan.realms {
+        assert!(w.pmx.realms.contains_key(&r.name), "realm {}", r.name);
     }
     for t in &plan.notifications.smtp {
         let public = w.pmx.smtp.get(&t.name).expect("smtp target");
@@ -546,4 +554,55 @@ fn a_rebooted_node_gets_fresh_wait_budgets() {
         .events
         .iter()
         .any(|e| e.node == "pve1" && e.text.contains("rebooted after a failed run")));
+}
+
+#[test]
+fn pve9_rules_and_a_realm_converge() {
+    use hcikit_firstboot::plan::{HaResource, Realm, SecretRef};
+    let mut plan = example::lab_plan();
+    plan.cluster.pve_major = 9;
+    plan.ha.mode = "rules".into();
+    plan.ha.resources = vec![HaResource {
+        sid: "vm:100".into(),
+        group: Some("ha-group01".into()),
+        max_restart: 1,
+        max_relocate: 1,
+        state: "started".into(),
+        comment: None,
+    }];
+    plan.realms = vec![Realm {
+        name: "corp".into(),
+        kind: "ldap".into(),
+        options: [
+            ("server1".to_string(), "dc1.corp.example".to_string()),
+            ("base_dn".to_string(), "dc=corp,dc=example".to_string()),
+            ("user_attr".to_string(), "uid".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        secret: Some(SecretRef::new("realm/corp/bind-password")),
+        default: false,
+        comment: None,
+    }];
+    let r = run(&plan, Faults::default(), 14);
+    assert_converged(&plan, &r);
+    check_no_unknown_flags(&r);
+    assert!(r.log.iter().any(|e| e
+        .command
+        .starts_with("ha-manager rules add node-affinity ha-group01 --resources vm:100")));
+    let realm = r
+        .log
+        .iter()
+        .find(|e| e.command.starts_with("pveum realm add corp"))
+        .unwrap();
+    assert!(
+        realm.command.contains("--password <redacted>"),
+        "{}",
+        realm.command
+    );
+    for e in &r.log {
+        for s in SimReport::secrets() {
+            assert!(!e.command.contains(s));
+        }
+    }
 }

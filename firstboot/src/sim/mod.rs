@@ -212,8 +212,12 @@ impl SimReport {
         self.outcomes.values().all(|o| *o == Outcome::Done)
     }
     /// The secret values the simulated nodes hold, to check nothing shows them.
-    pub fn secrets() -> [&'static str; 2] {
-        [world::SIM_SMTP_PASSWORD, world::SIM_BOOTSTRAP_PRIVATE]
+    pub fn secrets() -> [&'static str; 3] {
+        [
+            world::SIM_SMTP_PASSWORD,
+            world::SIM_BOOTSTRAP_PRIVATE,
+            world::SIM_REALM_SECRET,
+        ]
     }
 }
 

@@ -19,6 +19,8 @@ pub const HANG: u64 = u64::MAX / 4;
 pub const SIM_SMTP_PASSWORD: &str = "sim-Smtp-Pa55word-7c1e";
 /// Body of the simulated bootstrap private key (a secret).
 pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPrivate9f2a";
+/// The realm bind secret every simulated node holds (a secret).
+pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
 pub const SIM_BOOTSTRAP_PUB: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIsimBootstrapPub hcikit-bootstrap";
 
@@ -282,6 +284,11 @@ impl World {
                 for t in &plan.notifications.smtp {
                     if let Some(p) = &t.password {
                         files.insert(p.node_path(), format!("{SIM_SMTP_PASSWORD}\n").into_bytes());
+                    }
+                }
+                for r in &plan.realms {
+                    if let Some(sec) = &r.secret {
+                        files.insert(sec.node_path(), format!("{SIM_REALM_SECRET}\n").into_bytes());
                     }
                 }
                 let mut disks = vec![SimDisk {
