@@ -45,9 +45,13 @@ fn pvesh_get(path: &str) -> CommandLine {
         .opt("output-format", "json")
 }
 
+/// `ceph … -f json`, with the cluster-wide config: `/etc/ceph/ceph.conf` only exists on
+/// nodes that ran init or created a daemon (reference §2.2), and a joiner must look at
+/// the monitors before its own is created.
 fn ceph_json(args: &[&str]) -> CommandLine {
     CommandLine::new("ceph")
         .args(args.iter().copied())
+        .opt("conf", "/etc/pve/ceph.conf")
         .args(["-f", "json"])
         .opt("connect-timeout", "10")
 }

@@ -25,6 +25,8 @@
 //!   `osd create` (refuses used disks: partitions, file systems, LVM, boot disk),
 //!   `pool create` (existing pool re-applied, storage "already defined"), `fs create`
 //!   (needs a standby MDS; pools/fs "already exist").
+//! - `ceph` needs a config: `/etc/ceph/ceph.conf` exists only on nodes that ran `init`
+//!   or created a daemon (reference §2.2), else `--conf /etc/pve/ceph.conf`.
 //! - `ceph -s/mon dump/mgr dump/osd tree/mds stat/osd pool ls detail/fs ls -f json`,
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,

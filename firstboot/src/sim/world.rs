@@ -72,6 +72,8 @@ pub struct SimNode {
     pub install_window: Option<(u64, u64)>,
     /// pmxcfs restarting: pvesh fails in this window.
     pub pmxcfs_down: Option<(u64, u64)>,
+    /// `/etc/ceph/ceph.conf → /etc/pve/ceph.conf`, made by init, mon/mgr/osd create.
+    pub ceph_symlink: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +324,7 @@ impl World {
                         .flatten(),
                     install_window: None,
                     pmxcfs_down: None,
+                    ceph_symlink: false,
                 }
             })
             .collect();
@@ -884,6 +887,7 @@ impl World {
                 self.seed & 0xffff_ffff_ffff
             ));
         }
+        self.nodes[i].ceph_symlink = true;
         if let Some(n) = p.opt("network") {
             self.ceph.public_network = Some(n.to_string());
             self.ceph.cluster_network = Some(p.opt("cluster-network").unwrap_or(n).to_string());
@@ -940,6 +944,7 @@ impl World {
         }
         let first = self.ceph.mons.is_empty();
         let at = self.now + l;
+        self.nodes[i].ceph_symlink = true;
         self.ceph.mons.push(Daemon {
             name: me.clone(),
             at,
@@ -988,6 +993,7 @@ impl World {
         if let Some(k) = self.fail_rule(i, shown) {
             return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
         }
+        self.nodes[i].ceph_symlink = true;
         self.ceph.mgrs.push(Daemon {
             name: me.clone(),
             at: self.now + l,
@@ -1627,7 +1633,13 @@ impl World {
 
     fn ceph_query(&mut self, i: usize, p: &Parsed) -> Reply {
         let q = self.lat.query_ms;
-        if !self.ceph_configured(i) {
+        let conf = p.opt("conf").or(p.opt("c"));
+        let has_conf = match conf {
+            Some("/etc/pve/ceph.conf") => true,
+            Some(_) => false,
+            None => self.nodes[i].ceph_symlink,
+        };
+        if !self.ceph_configured(i) || !has_conf {
             return fail(q, 1, "Error initializing cluster client: ObjectNotFound('RADOS object not found (error calling conf_read_file)')");
         }
         let quorum = self.quorum_names();
