@@ -245,7 +245,11 @@ fn every_command_uses_documented_flags() {
 /// Kill points of a clean run: before and after every state write (step boundaries)
 /// and after every command (it took effect, the agent never saw the result).
 fn boundary_kills(plan: &Plan) -> Vec<Kill> {
-    let clean = run(plan, Faults::default(), 7);
+    boundary_kills_with(plan, &Faults::default())
+}
+
+fn boundary_kills_with(plan: &Plan, faults: &Faults) -> Vec<Kill> {
+    let clean = run(plan, faults.clone(), 7);
     let mut kills = Vec::new();
     for (node, calls) in &clean.calls {
         for (i, kind) in calls.iter().enumerate() {
@@ -605,4 +609,50 @@ fn pve9_rules_and_a_realm_converge() {
             assert!(!e.command.contains(s));
         }
     }
+}
+
+#[test]
+fn a_zap_is_never_repeated_on_our_osd_whatever_the_kill_point() {
+    let mut plan = example::lab_plan();
+    plan.nodes[1].osds[1].wipe = true;
+    let dirty = Faults {
+        disks: vec![("pve2".into(), "/dev/sdc".into(), DiskContent::Gpt)],
+        restart_delay_secs: 30,
+        ..Faults::default()
+    };
+    let kills: Vec<Kill> = boundary_kills_with(&plan, &dirty)
+        .into_iter()
+        .filter(|k| k.node == "pve2")
+        .collect();
+    assert!(kills.len() > 30);
+    std::thread::scope(|sc| {
+        for chunk in kills.chunks(kills.len().div_ceil(4)) {
+            let (plan, dirty) = (&plan, &dirty);
+            sc.spawn(move || {
+                for k in chunk {
+                    let r = run(
+                        plan,
+                        Faults {
+                            kills: vec![k.clone()],
+                            ..dirty.clone()
+                        },
+                        3,
+                    );
+                    assert_eq!(r.kills_done, 1);
+                    assert_converged(plan, &r);
+                    // Exactly one zap, of the foreign partition table: a kill after the
+                    // zap finds a blank disk, a kill before it zaps again only what was
+                    // never ours, and nothing zaps the OSD created afterwards.
+                    let zaps: Vec<_> = r
+                        .world
+                        .disk_writes
+                        .iter()
+                        .filter(|w| w.op == "zap")
+                        .collect();
+                    assert_eq!(zaps.len(), 1, "{k:?}: {zaps:?}");
+                    assert_eq!(zaps[0].before, DiskContent::Gpt, "{k:?}");
+                }
+            });
+        }
+    });
 }

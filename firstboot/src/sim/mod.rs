@@ -606,9 +606,10 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         for _ in 0..f.random_kills {
             let node = plan.nodes[(rng.next_u32() as usize) % n].name.clone();
+            // Mostly the first run; sometimes the restarted one again.
             kills.push(Kill {
                 node,
-                run: 0,
+                run: u32::from(rng.next_u32() % 4 == 0),
                 call: rng.next_u64() % 400,
                 after: rng.next_u32() % 2 == 0,
             });
