@@ -37,6 +37,11 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
         let want: BTreeMap<u8, String> = n.links.iter().map(|l| (l.number, l.ip.clone())).collect();
         assert_eq!(m.links, want, "links of {}", n.name);
         assert!(m.online_at.is_some(), "{} online", n.name);
+        assert!(
+            w.links_up(m).values().all(|up| *up),
+            "every link of {} up",
+            n.name
+        );
     }
     let ceph = plan.ceph.as_ref().expect("ceph plan");
     let summary = w.summary();
@@ -142,6 +147,7 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
         serde_json::json!([])
     );
     assert_safe_disks(plan, r);
+    check_no_unknown_flags(r);
 }
 
 /// No write to a disk the plan does not name, no zap without `wipe`, no zap of an OSD,
@@ -655,4 +661,22 @@ fn a_zap_is_never_repeated_on_our_osd_whatever_the_kill_point() {
             });
         }
     });
+}
+
+#[test]
+fn a_late_storage_link_holds_the_cluster_creation() {
+    let plan = example::lab_plan();
+    let mut f = Faults::default();
+    f.link_late.insert(("pve3".into(), "storage".into()), 600);
+    let r = run(&plan, f, 15);
+    assert_converged(&plan, &r);
+    let create = r
+        .log
+        .iter()
+        .find(|e| e.command.starts_with("pvecm create"))
+        .unwrap();
+    assert!(create.start_ms >= 600_000);
+    assert!(r.events.iter().any(|e| e.node == "pve1"
+        && e.text.contains("pve3 on storage (10.2.22.68)")
+        && !e.text.contains("mgmt")));
 }

@@ -402,6 +402,21 @@ impl World {
             && self.idx(&m.name).is_some_and(|i| self.booted(i))
     }
 
+    /// Per corosync link of a member: is its network up on that node?
+    pub fn links_up(&self, m: &Member) -> BTreeMap<u8, bool> {
+        let i = self.idx(&m.name);
+        m.links
+            .iter()
+            .map(|(n, ip)| {
+                let up = match (i, self.owner_of(ip)) {
+                    (Some(i), Some((_, net))) => self.link_up(i, &net),
+                    _ => false,
+                };
+                (*n, up)
+            })
+            .collect()
+    }
+
     pub fn quorate(&self) -> bool {
         let Some(c) = &self.cluster else { return false };
         let members: Vec<_> = c
@@ -814,8 +829,8 @@ impl World {
             .map(|m| m.nodeid)
             .collect();
         let nodeid = (1..).find(|n| !used.contains(n)).unwrap_or(1);
-        // corosync comes up when every link of the new node reaches the cluster.
-        let reaches = links.values().all(|ip| {
+        // knet (link_mode passive) forms membership over any working link.
+        let reaches = links.values().any(|ip| {
             self.owner_of(ip)
                 .is_some_and(|(_, net)| self.link_up(i, &net) && self.link_up(t, &net))
         });
@@ -1872,6 +1887,7 @@ impl World {
                 "links": c.links,
                 "members": c.members.iter().map(|m| json!({
                     "name": m.name, "nodeid": m.nodeid, "online": self.online(m), "links": m.links,
+                    "links-up": self.links_up(m),
                 })).collect::<Vec<_>>(),
             })),
             "ceph": {
