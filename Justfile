@@ -32,3 +32,7 @@ vm-test: build
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden
+
+# Simulated first boot of both scenarios: makespan against the critical path.
+bench-sim:
+    cargo bench -p hcikit-firstboot --bench sim
