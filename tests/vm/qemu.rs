@@ -101,6 +101,7 @@ pub fn vm_argv(c: &VmConfig) -> Vec<String> {
         "none".into(),
         "-display".into(),
         "none".into(),
+        "-no-reboot".into(),
         "-serial".into(),
         format!("file:{}", c.console_log.display()),
         "-serial".into(),
@@ -143,7 +144,8 @@ pub fn vm_argv(c: &VmConfig) -> Vec<String> {
             d.display()
         ));
         let mut dev = format!("scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0");
-        if i == 0 {
+        // Direct kernel boot takes bootindex 0 itself.
+        if i == 0 && matches!(c.boot, Boot::Ovmf { .. }) {
             dev.push_str(",bootindex=0");
         }
         a.push("-device".into());
@@ -323,7 +325,7 @@ mod tests {
         assert_eq!(
             vm_argv(&c).join(" "),
             "-name pve1 -machine pc -accel tcg -smp 1 -m 1024 -nodefaults -no-user-config \
-             -nic none -display none -serial file:/run/pve1.console.log \
+             -nic none -display none -no-reboot -serial file:/run/pve1.console.log \
              -serial file:/run/pve1.results.log \
              -drive if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd \
              -drive if=pflash,format=raw,unit=1,file=/run/pve1.vars.fd \

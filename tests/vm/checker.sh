@@ -1,0 +1,161 @@
+#!/bin/bash
+# hcikit VM-test checker. Injected into a test copy of a root file system (never into a
+# product image) and run once per boot by hcikit-vmtest.service. Its settings come from
+# the fw_cfg entry opt/hcikit/vmtest (shell assignments); its results go to ttyS1, one
+# line each: "HCIKIT <key> <value...>", which the host test reads.
+#
+# Settings: MODE (proof|e2e), NODE, ADDRS_<i> ("ip/prefix" per NIC i, proof mode only),
+# PEERS_<i> (peer IPs to ping on NIC i), NICS (names expected, e.g. "ens18 ens19"),
+# MTU_<i>, EXPECT_MEMBERS, SIGNED_DISK, CLEAN_DISK, plus e2e expectations below.
+set -u
+OUT=/dev/ttyS1
+stty -F "$OUT" raw -echo 2>/dev/null || true
+say() { echo "HCIKIT $*" > "$OUT"; }
+fail() { say "fail $*"; }
+
+modprobe qemu_fw_cfg 2>/dev/null || true
+CFG=/sys/firmware/qemu_fw_cfg/by_name/opt/hcikit/vmtest/raw
+for _ in $(seq 50); do [ -r "$CFG" ] && break; sleep 0.1; done
+if [ ! -r "$CFG" ]; then
+    say "fail no-fw-cfg"
+    exit 0
+fi
+# bash sources a file by its stat size, which is 0 for sysfs attributes: copy it first.
+cat "$CFG" > /run/hcikit-vmtest.env
+# shellcheck disable=SC1091
+. /run/hcikit-vmtest.env
+
+say "boot node=$NODE uptime=$(cut -d' ' -f1 /proc/uptime) boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+
+# NIC names and MACs as the guest sees them.
+i=0
+for nic in $NICS; do
+    if [ -e "/sys/class/net/$nic" ]; then
+        say "nic $nic mac=$(cat "/sys/class/net/$nic/address")"
+    else
+        fail "nic-missing $nic (have: $(ls /sys/class/net | tr '\n' ' '))"
+    fi
+    i=$((i + 1))
+done
+
+# Disks: which carry a signature (the host pre-fills one OSD disk with ext4).
+for d in ${SIGNED_DISK:-} ${CLEAN_DISK:-}; do
+    sig=$(blkid -o value -s TYPE "$d" 2>/dev/null)
+    say "disk $d type=${sig:-none}"
+done
+
+if [ "$MODE" = proof ]; then
+    # No hcikit apply here: configure the addresses by hand.
+    i=0
+    for nic in $NICS; do
+        eval "addr=\${ADDRS_$i}"
+        ip link set "$nic" up
+        ip addr add "$addr" dev "$nic"
+        i=$((i + 1))
+    done
+fi
+
+# Every peer on every network answers (bounded).
+ping_all() {
+    local i=0 nic peers p ok
+    for nic in $NICS; do
+        eval "peers=\${PEERS_$i:-}"
+        for p in $peers; do
+            ok=no
+            for _ in $(seq 90); do
+                if ping -c1 -W1 -I "$nic" "$p" >/dev/null 2>&1; then ok=yes; break; fi
+                sleep 1
+            done
+            if [ $ok = yes ]; then say "ping $nic $p ok"; else fail "ping $nic $p"; fi
+        done
+        i=$((i + 1))
+    done
+}
+ping_all
+say "pings-done uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+if [ "$MODE" = proof ]; then
+    say "done"
+    exit 0
+fi
+
+# ---- e2e: a node booted from an hcikit image ----
+
+# hcikit-apply: ran on this boot or not, ordered before networking, pending flag gone.
+apply_result=$(systemctl show -p Result --value hcikit-apply.service)
+apply_active=$(systemctl show -p ActiveEnterTimestampMonotonic --value hcikit-apply.service)
+apply_cond=$(systemctl show -p ConditionResult --value hcikit-apply.service)
+net_start=$(systemctl show -p ExecMainStartTimestampMonotonic --value networking.service)
+say "apply result=$apply_result condition=$apply_cond active_at=$apply_active networking_at=$net_start"
+say "apply-runs $(journalctl -b -u hcikit-apply.service -o cat 2>/dev/null | grep -c -i 'apply' || true)"
+[ -e /var/lib/hcikit/apply-pending ] && say "apply-pending present" || say "apply-pending absent"
+
+say "hostname $(hostname)"
+say "hosts-sha256 $(sha256sum < /etc/hosts | cut -d' ' -f1)"
+say "interfaces-sha256 $(sha256sum < /etc/network/interfaces | cut -d' ' -f1)"
+for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
+    say "file-sha256 $f $(sha256sum < "$f" | cut -d' ' -f1)"
+done
+
+# Secrets must be gone from the ESP.
+mkdir -p /run/hcikit-esp
+esp=$(blkid -t PARTLABEL=ESP -o device 2>/dev/null | head -1)
+[ -z "$esp" ] && esp=$(blkid -t TYPE=vfat -o device 2>/dev/null | head -1)
+if [ -n "$esp" ] && mount -o ro "$esp" /run/hcikit-esp 2>/dev/null; then
+    left=$(find /run/hcikit-esp -iname 'secrets.tar' | wc -l)
+    say "esp $esp secrets-left=$left"
+    umount /run/hcikit-esp
+else
+    fail "esp-mount ${esp:-not-found}"
+fi
+
+# Addresses and MTU as rendered.
+i=0
+for nic in $NICS; do
+    eval "iface=\${IFACE_$i:-$nic}"
+    eval "want=\${ADDR_$i:-}"
+    eval "mtu=\${MTU_$i:-1500}"
+    have=$(ip -o -4 addr show dev "$iface" | awk '{print $4}' | tr '\n' ' ')
+    have_mtu=$(cat "/sys/class/net/$iface/mtu" 2>/dev/null)
+    say "addr $iface want=$want have=${have% } mtu=$have_mtu want_mtu=$mtu"
+    i=$((i + 1))
+done
+
+say "corosync-before $(systemctl is-active corosync.service) enabled=$(systemctl is-enabled corosync.service 2>&1)"
+say "networkd $(systemctl is-active systemd-networkd.service)"
+
+# corosync from the rendered config (installed by apply under the desired folder).
+conf=${COROSYNC_CONF:-/etc/hcikit/desired/etc/pve/corosync.conf}
+key=${COROSYNC_KEY:-/etc/hcikit/corosync/authkey}
+if [ -r "$conf" ] && [ -r "$key" ]; then
+    install -m 0644 "$conf" /etc/corosync/corosync.conf
+    install -m 0400 "$key" /etc/corosync/authkey
+    if corosync -t >/dev/null 2>&1; then say "corosync-config valid"; else fail "corosync-config $(corosync -t 2>&1 | tail -1)"; fi
+    systemctl start corosync.service
+    say "corosync-started $(systemctl is-active corosync.service)"
+else
+    fail "corosync-files conf=$conf key=$key"
+fi
+
+# Report membership, quorum and link state every few seconds until powered off, so the
+# host can watch the cluster through a node being killed and coming back.
+while true; do
+    q=$(corosync-quorumtool -s 2>/dev/null)
+    quorate=$(echo "$q" | awk -F: '/^Quorate:/ {gsub(/ /,"",$2); print $2}')
+    members=$(echo "$q" | awk -F: '/^Nodes:/ {gsub(/ /,"",$2); print $2}')
+    # One "nodeid: N: connected" line per peer and link (the local node shows "localhost").
+    links=$(corosync-cfgtool -s 2>/dev/null | grep -c -E ':[[:space:]]+connected' || true)
+    say "quorum t=$(cut -d' ' -f1 /proc/uptime) quorate=${quorate:-none} nodes=${members:-0} connected=$links"
+    if [ -z "${QUORUM_DUMPED:-}" ] && [ "${quorate:-}" = Yes ] && [ "${members:-0}" = "${EXPECT_MEMBERS:-0}" ]; then
+        QUORUM_DUMPED=1
+        corosync-quorumtool -s 2>&1 | sed 's/^/HCIKIT quorumtool | /' > "$OUT"
+        corosync-cfgtool -s 2>&1 | sed 's/^/HCIKIT cfgtool | /' > "$OUT"
+        if [ -n "${RUN_FIRSTBOOT:-}" ]; then
+            out=$(timeout 120 hcikit-firstboot run 2>&1); rc=$?
+            echo "$out" | tail -5 | sed 's/^/HCIKIT firstboot-run | /' > "$OUT"
+            say "firstboot-run rc=$rc"
+            hcikit-firstboot status --json 2>&1 | tr -d '\n' | sed 's/^/HCIKIT firstboot-status /; s/$/\n/' > "$OUT"
+        fi
+    fi
+    sleep 3
+done
