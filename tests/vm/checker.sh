@@ -6,7 +6,8 @@
 #
 # Settings: MODE (proof|e2e), NODE, ADDRS_<i> ("ip/prefix" per NIC i, proof mode only),
 # PEERS_<i> (peer IPs to ping on NIC i), NICS (names expected, e.g. "ens18 ens19"),
-# MTU_<i>, EXPECT_MEMBERS, SIGNED_DISK, CLEAN_DISK, plus e2e expectations below.
+# IFACE_<i>/ADDR_<i>/MTU_<i> (the interface carrying NIC i's address, e2e), EXPECT_MEMBERS,
+# SIGNED_DISK, CLEAN_DISK, REPORT_FIRSTBOOT.
 set -u
 OUT=/dev/ttyS1
 stty -F "$OUT" raw -echo 2>/dev/null || true
@@ -60,13 +61,14 @@ ping_all() {
     local i=0 nic peers p ok
     for nic in $NICS; do
         eval "peers=\${PEERS_$i:-}"
+        eval "dev=\${IFACE_$i:-$nic}"
         for p in $peers; do
             ok=no
             for _ in $(seq 90); do
-                if ping -c1 -W1 -I "$nic" "$p" >/dev/null 2>&1; then ok=yes; break; fi
+                if ping -c1 -W1 -I "$dev" "$p" >/dev/null 2>&1; then ok=yes; break; fi
                 sleep 1
             done
-            if [ $ok = yes ]; then say "ping $nic $p ok"; else fail "ping $nic $p"; fi
+            if [ $ok = yes ]; then say "ping $dev $p ok"; else fail "ping $dev $p"; fi
         done
         i=$((i + 1))
     done
@@ -81,30 +83,28 @@ fi
 
 # ---- e2e: a node booted from an hcikit image ----
 
-# hcikit-apply: ran on this boot or not, ordered before networking, pending flag gone.
-apply_result=$(systemctl show -p Result --value hcikit-apply.service)
-apply_active=$(systemctl show -p ActiveEnterTimestampMonotonic --value hcikit-apply.service)
-apply_cond=$(systemctl show -p ConditionResult --value hcikit-apply.service)
-net_start=$(systemctl show -p ExecMainStartTimestampMonotonic --value networking.service)
-say "apply result=$apply_result condition=$apply_cond active_at=$apply_active networking_at=$net_start"
-say "apply-runs $(journalctl -b -u hcikit-apply.service -o cat 2>/dev/null | grep -c -i 'apply' || true)"
-[ -e /var/lib/hcikit/apply-pending ] && say "apply-pending present" || say "apply-pending absent"
+# hcikit-apply: whether it ran on this boot, and that it finished before networking began.
+prop() { systemctl show -p "$2" --value "$1"; }
+say "apply condition=$(prop hcikit-apply.service ConditionResult) result=$(prop hcikit-apply.service Result) \
+finished_at=$(prop hcikit-apply.service ActiveEnterTimestampMonotonic) \
+networking_started_at=$(prop networking.service ExecMainStartTimestampMonotonic)"
+if [ -e /var/lib/hcikit/apply-pending ]; then say "apply-pending present"; else say "apply-pending absent"; fi
 
 say "hostname $(hostname)"
-say "hosts-sha256 $(sha256sum < /etc/hosts | cut -d' ' -f1)"
-say "interfaces-sha256 $(sha256sum < /etc/network/interfaces | cut -d' ' -f1)"
 for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
     say "file-sha256 $f $(sha256sum < "$f" | cut -d' ' -f1)"
 done
 
-# Secrets must be gone from the ESP.
-mkdir -p /run/hcikit-esp
+# Secrets must be gone from the ESP (apply removes them once installed).
 esp=$(blkid -t PARTLABEL=ESP -o device 2>/dev/null | head -1)
 [ -z "$esp" ] && esp=$(blkid -t TYPE=vfat -o device 2>/dev/null | head -1)
-if [ -n "$esp" ] && mount -o ro "$esp" /run/hcikit-esp 2>/dev/null; then
-    left=$(find /run/hcikit-esp -iname 'secrets.tar' | wc -l)
-    say "esp $esp secrets-left=$left"
-    umount /run/hcikit-esp
+where=$(findmnt -n -o TARGET -S "$esp" 2>/dev/null | head -1)
+if [ -z "$where" ]; then
+    mkdir -p /run/hcikit-vmtest-esp
+    mount -o ro "$esp" /run/hcikit-vmtest-esp 2>/dev/null && where=/run/hcikit-vmtest-esp
+fi
+if [ -n "$where" ]; then
+    say "esp $esp secrets-left=$(find "$where" -iname 'secrets.tar' | wc -l) files=$(find "$where/hcikit" -type f | wc -l)"
 else
     fail "esp-mount ${esp:-not-found}"
 fi
@@ -116,29 +116,45 @@ for nic in $NICS; do
     eval "want=\${ADDR_$i:-}"
     eval "mtu=\${MTU_$i:-1500}"
     have=$(ip -o -4 addr show dev "$iface" | awk '{print $4}' | tr '\n' ' ')
-    have_mtu=$(cat "/sys/class/net/$iface/mtu" 2>/dev/null)
-    say "addr $iface want=$want have=${have% } mtu=$have_mtu want_mtu=$mtu"
+    say "addr $iface want=$want have=${have% } mtu=$(cat "/sys/class/net/$iface/mtu" 2>/dev/null) want_mtu=$mtu"
     i=$((i + 1))
 done
 
-say "corosync-before $(systemctl is-active corosync.service) enabled=$(systemctl is-enabled corosync.service 2>&1)"
-say "networkd $(systemctl is-active systemd-networkd.service)"
+say "corosync-before active=$(systemctl is-active corosync.service) enabled=$(systemctl is-enabled corosync.service 2>&1)"
+say "networkd active=$(systemctl is-active systemd-networkd.service)"
 
-# corosync from the rendered config (installed by apply under the desired folder).
+# corosync from the rendered config (installed by apply under the desired folder) and the
+# build's key.
 conf=${COROSYNC_CONF:-/etc/hcikit/desired/etc/pve/corosync.conf}
 key=${COROSYNC_KEY:-/etc/hcikit/corosync/authkey}
 if [ -r "$conf" ] && [ -r "$key" ]; then
     install -m 0644 "$conf" /etc/corosync/corosync.conf
     install -m 0400 "$key" /etc/corosync/authkey
-    if corosync -t >/dev/null 2>&1; then say "corosync-config valid"; else fail "corosync-config $(corosync -t 2>&1 | tail -1)"; fi
+    if out=$(corosync -t 2>&1); then say "corosync-config valid"; else fail "corosync-config $(echo "$out" | tail -1)"; fi
     systemctl start corosync.service
     say "corosync-started $(systemctl is-active corosync.service)"
 else
     fail "corosync-files conf=$conf key=$key"
 fi
 
+# The agent's own unit ran (or is running) its cluster run; without Proxmox it must stop
+# at the first Proxmox step. Reported in the background once the unit settles.
+if [ -n "${REPORT_FIRSTBOOT:-}" ]; then
+    (
+        for _ in $(seq 200); do
+            [ "$(prop hcikit-firstboot.service ActiveState)" != activating ] && break
+            sleep 3
+        done
+        say "firstboot-unit state=$(prop hcikit-firstboot.service ActiveState) result=$(prop hcikit-firstboot.service Result)"
+        journalctl -b -u hcikit-firstboot.service -o cat --no-pager 2>&1 | tail -8 | sed 's/^/HCIKIT firstboot-log | /' > "$OUT"
+        echo "HCIKIT firstboot-status $(hcikit-firstboot status --json 2>&1 | tr -d '\n')" > "$OUT"
+        if [ -e /var/lib/hcikit/firstboot-pending ]; then say "firstboot-pending present"; else say "firstboot-pending absent"; fi
+    ) &
+fi
+
 # Report membership, quorum and link state every few seconds until powered off, so the
 # host can watch the cluster through a node being killed and coming back.
+dumped=
 while true; do
     q=$(corosync-quorumtool -s 2>/dev/null)
     quorate=$(echo "$q" | awk -F: '/^Quorate:/ {gsub(/ /,"",$2); print $2}')
@@ -146,16 +162,10 @@ while true; do
     # One "nodeid: N: connected" line per peer and link (the local node shows "localhost").
     links=$(corosync-cfgtool -s 2>/dev/null | grep -c -E ':[[:space:]]+connected' || true)
     say "quorum t=$(cut -d' ' -f1 /proc/uptime) quorate=${quorate:-none} nodes=${members:-0} connected=$links"
-    if [ -z "${QUORUM_DUMPED:-}" ] && [ "${quorate:-}" = Yes ] && [ "${members:-0}" = "${EXPECT_MEMBERS:-0}" ]; then
-        QUORUM_DUMPED=1
+    if [ -z "$dumped" ] && [ "${quorate:-}" = Yes ] && [ "${members:-0}" = "${EXPECT_MEMBERS:-0}" ]; then
+        dumped=1
         corosync-quorumtool -s 2>&1 | sed 's/^/HCIKIT quorumtool | /' > "$OUT"
         corosync-cfgtool -s 2>&1 | sed 's/^/HCIKIT cfgtool | /' > "$OUT"
-        if [ -n "${RUN_FIRSTBOOT:-}" ]; then
-            out=$(timeout 120 hcikit-firstboot run 2>&1); rc=$?
-            echo "$out" | tail -5 | sed 's/^/HCIKIT firstboot-run | /' > "$OUT"
-            say "firstboot-run rc=$rc"
-            hcikit-firstboot status --json 2>&1 | tr -d '\n' | sed 's/^/HCIKIT firstboot-status /; s/$/\n/' > "$OUT"
-        fi
     fi
     sleep 3
 done

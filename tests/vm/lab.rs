@@ -187,6 +187,17 @@ impl Lab {
         &mut self,
         g: usize,
         timeout: Duration,
+        want: impl FnMut(&str) -> Option<T>,
+    ) -> Result<(T, Duration)> {
+        self.wait_after(g, 0, timeout, want)
+    }
+
+    /// Like [`Lab::wait`], for lines after the first `skip` ones (see [`Lab::line_count`]).
+    pub fn wait_after<T>(
+        &mut self,
+        g: usize,
+        skip: usize,
+        timeout: Duration,
         mut want: impl FnMut(&str) -> Option<T>,
     ) -> Result<(T, Duration)> {
         let file = self.results_log(g);
@@ -195,6 +206,7 @@ impl Lab {
         let (switch, guests) = (&mut self.switch, &mut self.guests);
         qemu::wait_for_line(
             &file,
+            skip,
             timeout,
             || {
                 if let Some(s) = switch.as_mut() {
@@ -209,6 +221,13 @@ impl Lab {
         )
         .map(|(v, d)| (v, started.map(|s| s.elapsed()).unwrap_or(d)))
         .with_context(|| format!("waiting for {name}"))
+    }
+
+    /// Lines in guest `g`'s results log so far (for [`Lab::wait_after`]).
+    pub fn line_count(&self, g: usize) -> usize {
+        std::fs::read_to_string(self.results_log(g))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 
     /// All `HCIKIT` lines of guest `g`'s current boot, without the prefix.

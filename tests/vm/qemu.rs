@@ -256,10 +256,11 @@ impl Drop for Running {
     }
 }
 
-/// Waits until `file` has a line for which `want` returns `Some`, checking `alive` in
-/// between. Returns the value and the elapsed time.
+/// Waits until `file` has a line, after its first `skip` lines, for which `want` returns
+/// `Some`, checking `alive` in between. Returns the value and the elapsed time.
 pub fn wait_for_line<T>(
     file: &Path,
+    skip: usize,
     timeout: Duration,
     mut alive: impl FnMut() -> Result<()>,
     mut want: impl FnMut(&str) -> Option<T>,
@@ -267,7 +268,7 @@ pub fn wait_for_line<T>(
     let t = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(file) {
-            for line in text.lines() {
+            for line in text.lines().skip(skip) {
                 if let Some(v) = want(line.trim_end_matches('\r')) {
                     return Ok((v, t.elapsed()));
                 }
