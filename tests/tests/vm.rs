@@ -72,6 +72,15 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
         .plan;
     let n = plan.nodes.len();
 
+    // The default Debian base, made the same way `hcikit build` makes it, passed
+    // explicitly so the test also knows where it is.
+    let t = Instant::now();
+    let base = hcikit::base::ensure_base(&plan, &vm::vm_cache_dir())?;
+    println!(
+        "base: {} ({:.1} s)",
+        base.display(),
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let out = run.join("out");
     hcikit_cli(&[
@@ -79,6 +88,10 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
         &spec.display().to_string(),
         "-o",
         &out.display().to_string(),
+        "--base",
+        &base.display().to_string(),
+        "--agent",
+        &agent_binary()?.display().to_string(),
         "--cache",
         &vm::vm_cache_dir().display().to_string(),
     ])?;
@@ -237,6 +250,22 @@ fn prepare_spec(run: &Path, sc: &Scenario) -> Result<PathBuf> {
     Ok(spec)
 }
 
+/// The agent that goes into the images: `$HCIKIT_AGENT`, else the newer of the release
+/// and debug builds (`just vm-test` builds release first).
+fn agent_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HCIKIT_AGENT") {
+        return Ok(PathBuf::from(p));
+    }
+    let target = hcikit_tests::workspace_root().join("target");
+    ["release", "debug"]
+        .iter()
+        .map(|p| target.join(p).join("hcikit-firstboot"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .context("no hcikit-firstboot binary: run `cargo build -p hcikit-firstboot` first")
+}
+
 /// Runs the hcikit CLI in-process, as `hcikit ARGS...`.
 fn hcikit_cli(args: &[&str]) -> Result<()> {
     use clap::Parser;
@@ -247,7 +276,7 @@ fn hcikit_cli(args: &[&str]) -> Result<()> {
 }
 
 /// A guest for `node`: a test copy of its image with the checker injected, two fresh OSD
-/// disks (sdc carrying a file system), a private UEFI variable store, and the checker's
+/// disks (one carrying a file system), a private UEFI variable store, and the checker's
 /// settings from the Plan.
 fn guest_for(
     run: &Path,
@@ -264,16 +293,15 @@ fn guest_for(
     let scratch = run.join(format!("{name}.inject"));
     std::fs::create_dir_all(&scratch)?;
     lab::inject_checker(&format!("{}?offset={offset}", disk.display()), &scratch)?;
-    let sdb = run.join(format!("{name}-sdb.raw"));
-    let sdc = run.join(format!("{name}-sdc.raw"));
-    lab::osd_disk(&sdb, "2G", false)?;
-    lab::osd_disk(&sdc, "2G", true)?;
+    let disks = lab::guest_disks(disk, run, name, "2G")?;
     let vars = run.join(format!("{name}.OVMF_VARS.fd"));
     std::fs::copy(qemu::OVMF_VARS, &vars).context("copying OVMF_VARS.fd (install ovmf)")?;
 
     let mut env = format!(
-        "MODE=e2e\nNODE={name}\nEXPECT_MEMBERS={}\nCLEAN_DISK=/dev/sdb\nSIGNED_DISK=/dev/sdc\n",
-        plan.nodes.len()
+        "MODE=e2e\nNODE={name}\nEXPECT_MEMBERS={}\nDISK_SERIALS=\"{} {}\"\n",
+        plan.nodes.len(),
+        lab::CLEAN_SERIAL,
+        lab::SIGNED_SERIAL
     );
     let mut nics = Vec::new();
     let mut macs = Vec::new();
@@ -311,7 +339,7 @@ fn guest_for(
             code: qemu::OVMF_CODE.into(),
             vars,
         },
-        disks: vec![disk, sdb, sdc],
+        disks,
         macs,
         checker_env: env,
     })
@@ -462,10 +490,13 @@ fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) ->
         lines.iter().any(|l| l == "corosync-config valid"),
         "rendered corosync.conf rejected by corosync -t".into(),
     );
-    for want in ["disk /dev/sdb type=none", "disk /dev/sdc type=ext4"] {
+    for (serial, fs) in [(lab::CLEAN_SERIAL, "none"), (lab::SIGNED_SERIAL, "ext4")] {
         expect(
-            lines.iter().any(|l| l == want),
-            format!("expected {want:?} (OSD disks untouched)"),
+            lines.iter().any(|l| {
+                l.starts_with(&format!("disk {serial} dev=/dev/sd"))
+                    && l.ends_with(&format!(" type={fs}"))
+            }),
+            format!("OSD disk {serial} should still be type={fs} (untouched)"),
         );
     }
     f

@@ -47,10 +47,7 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
         let name = format!("vm{}", g + 1);
         let disk = run.join(format!("{name}.img"));
         lab::sparse_copy(&root, &disk).unwrap();
-        let sdb = run.join(format!("{name}-sdb.raw"));
-        let sdc = run.join(format!("{name}-sdc.raw"));
-        lab::osd_disk(&sdb, "1G", false).unwrap();
-        lab::osd_disk(&sdc, "1G", true).unwrap();
+        let disks = lab::guest_disks(disk, &run, &name, "1G").unwrap();
         let peers = |n: usize| {
             (0..3)
                 .filter(|&o| o != g)
@@ -61,11 +58,13 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
         let env = format!(
             "MODE=proof\nNODE={name}\nNICS=\"ens18 ens19\"\n\
              ADDRS_0={}/24\nADDRS_1={}/24\nPEERS_0=\"{}\"\nPEERS_1=\"{}\"\n\
-             CLEAN_DISK=/dev/sdb\nSIGNED_DISK=/dev/sdc\n",
+             DISK_SERIALS=\"{} {}\"\n",
             net(0, g),
             net(1, g),
             peers(0),
-            peers(1)
+            peers(1),
+            lab::CLEAN_SERIAL,
+            lab::SIGNED_SERIAL,
         );
         specs.push(GuestSpec {
             name,
@@ -74,7 +73,7 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
                 initrd: initrd.clone(),
                 append: "root=LABEL=root rw console=ttyS0,115200 panic=-1".into(),
             },
-            disks: vec![disk, sdb, sdc],
+            disks,
             macs: vec![
                 format!("52:54:00:99:01:{:02x}", 0x11 + g),
                 format!("52:54:00:99:02:{:02x}", 0x11 + g),
@@ -123,9 +122,13 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
         if pings.count() != 4 {
             failures.push(format!("{name}: expected 4 successful pings"));
         }
-        for want in ["disk /dev/sdb type=none", "disk /dev/sdc type=ext4"] {
-            if !lines.iter().any(|l| l == want) {
-                failures.push(format!("{name}: no line {want:?}"));
+        for (serial, fs) in [(lab::CLEAN_SERIAL, "none"), (lab::SIGNED_SERIAL, "ext4")] {
+            let ok = lines.iter().any(|l| {
+                l.starts_with(&format!("disk {serial} dev=/dev/sd"))
+                    && l.ends_with(&format!(" type={fs}"))
+            });
+            if !ok {
+                failures.push(format!("{name}: disk {serial} should be type={fs}"));
             }
         }
     }

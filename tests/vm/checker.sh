@@ -7,11 +7,13 @@
 # Settings: MODE (proof|e2e), NODE, ADDRS_<i> ("ip/prefix" per NIC i, proof mode only),
 # PEERS_<i> (peer IPs to ping on NIC i), NICS (names expected, e.g. "ens18 ens19"),
 # IFACE_<i>/ADDR_<i>/MTU_<i> (the interface carrying NIC i's address, e2e), EXPECT_MEMBERS,
-# SIGNED_DISK, CLEAN_DISK, REPORT_FIRSTBOOT.
+# DISK_SERIALS, REPORT_FIRSTBOOT.
 set -u
 OUT=/dev/ttyS1
 stty -F "$OUT" raw -echo 2>/dev/null || true
 say() { echo "HCIKIT $*" > "$OUT"; }
+# The firmware writes to this port too: start on a fresh line.
+echo > "$OUT"
 fail() { say "fail $*"; }
 
 modprobe qemu_fw_cfg 2>/dev/null || true
@@ -39,10 +41,12 @@ for nic in $NICS; do
     i=$((i + 1))
 done
 
-# Disks: which carry a signature (the host pre-fills one OSD disk with ext4).
-for d in ${SIGNED_DISK:-} ${CLEAN_DISK:-}; do
+# OSD disks, found by serial (sdX names are assigned in probe order, which varies), and
+# whether they carry a signature (the host pre-fills one with ext4).
+for serial in ${DISK_SERIALS:-}; do
+    d=$(lsblk -dnpo NAME,SERIAL | awk -v s="$serial" '$2 == s {print $1}')
     sig=$(blkid -o value -s TYPE "$d" 2>/dev/null)
-    say "disk $d type=${sig:-none}"
+    say "disk $serial dev=${d:-missing} type=${sig:-none}"
 done
 
 if [ "$MODE" = proof ]; then

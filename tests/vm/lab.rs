@@ -1,7 +1,7 @@
 //! A lab of guests on loopback-only switches: disks, the test checker, the switch process,
 //! and reading the checker's result lines.
 
-use super::qemu::{self, Boot, DgramLink, Nic, Running, VmConfig};
+use super::qemu::{self, Boot, DgramLink, Disk, Nic, Running, VmConfig};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,8 @@ pub struct Lab {
 pub struct GuestSpec {
     pub name: String,
     pub boot: Boot,
-    pub disks: Vec<PathBuf>,
+    /// Boot disk first.
+    pub disks: Vec<Disk>,
     /// One per network, in network order (NIC i sits at PCI slot 0x12 + i).
     pub macs: Vec<String>,
     /// Shell assignments for the checker (fw_cfg `opt/hcikit/vmtest`).
@@ -278,6 +279,32 @@ pub fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
         "coreutils",
     )?;
     Ok(())
+}
+
+/// Serials of the OSD disks the tests attach (the checker finds them by serial).
+pub const CLEAN_SERIAL: &str = "osd-clean";
+pub const SIGNED_SERIAL: &str = "osd-signed";
+
+/// The boot disk and two OSD disks (the second with an ext4 signature) for a guest.
+pub fn guest_disks(boot: PathBuf, dir: &Path, name: &str, size: &str) -> Result<Vec<Disk>> {
+    let clean = dir.join(format!("{name}-{CLEAN_SERIAL}.raw"));
+    let signed = dir.join(format!("{name}-{SIGNED_SERIAL}.raw"));
+    osd_disk(&clean, size, false)?;
+    osd_disk(&signed, size, true)?;
+    Ok(vec![
+        Disk {
+            path: boot,
+            serial: "boot".into(),
+        },
+        Disk {
+            path: clean,
+            serial: CLEAN_SERIAL.into(),
+        },
+        Disk {
+            path: signed,
+            serial: SIGNED_SERIAL.into(),
+        },
+    ])
 }
 
 /// A blank raw disk, optionally carrying an ext4 signature (to observe disk safety).

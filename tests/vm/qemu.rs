@@ -64,15 +64,23 @@ pub struct Nic {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    /// SCSI serial, visible in the guest (`lsblk -o SERIAL`, `/dev/disk/by-id`).
+    pub serial: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
     pub name: String,
     pub memory_mib: u32,
     /// `tcg` (KVM on these machines accepts guests and then fails them).
     pub accel: String,
     pub boot: Boot,
-    /// Raw disk files on one virtio-scsi controller, in target order: the first is
-    /// `sda` (the boot disk), the next `sdb`, `sdc`, as the specs name OSD disks.
-    pub disks: Vec<PathBuf>,
+    /// Raw disk files on one virtio-scsi controller, in target order, the boot disk first.
+    /// The guest kernel probes SCSI disks asynchronously, so `sdX` names are NOT stable
+    /// (seen: target 0 as `sdc`); tests identify disks by their serial.
+    pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
     /// `ttyS0`: kernel and system console.
     pub console_log: PathBuf,
@@ -141,9 +149,12 @@ pub fn vm_argv(c: &VmConfig) -> Vec<String> {
         a.push("-drive".into());
         a.push(format!(
             "if=none,id=disk{i},format=raw,cache=unsafe,discard=unmap,file={}",
-            d.display()
+            d.path.display()
         ));
-        let mut dev = format!("scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0");
+        let mut dev = format!(
+            "scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0,serial={}",
+            d.serial
+        );
         // Direct kernel boot takes bootindex 0 itself.
         if i == 0 && matches!(c.boot, Boot::Ovmf { .. }) {
             dev.push_str(",bootindex=0");
@@ -313,7 +324,16 @@ mod tests {
                 code: "/ovmf/CODE.fd".into(),
                 vars: "/run/pve1.vars.fd".into(),
             },
-            disks: vec!["/run/pve1.img".into(), "/run/pve1-sdb.raw".into()],
+            disks: vec![
+                Disk {
+                    path: "/run/pve1.img".into(),
+                    serial: "boot".into(),
+                },
+                Disk {
+                    path: "/run/pve1-sdb.raw".into(),
+                    serial: "osd-clean".into(),
+                },
+            ],
             nics: vec![Nic {
                 mac: "52:54:00:12:34:56".into(),
                 pci_slot: 0x12,
@@ -332,9 +352,9 @@ mod tests {
              -drive if=pflash,format=raw,unit=1,file=/run/pve1.vars.fd \
              -device virtio-scsi-pci,id=scsi0,addr=0x5 \
              -drive if=none,id=disk0,format=raw,cache=unsafe,discard=unmap,file=/run/pve1.img \
-             -device scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,bootindex=0 \
+             -device scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,serial=boot,bootindex=0 \
              -drive if=none,id=disk1,format=raw,cache=unsafe,discard=unmap,file=/run/pve1-sdb.raw \
-             -device scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0 \
+             -device scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0,serial=osd-clean \
              -netdev dgram,id=net0,local.type=unix,local.path=/run/pve1-a.sock,remote.type=unix,remote.path=/run/sw-a-1.sock \
              -device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,addr=0x12 \
              -fw_cfg name=opt/hcikit/vmtest,file=/run/pve1.env"
