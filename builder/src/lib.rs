@@ -5,6 +5,7 @@
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
+//! - [`flash`]: bmap-guided image writing with read-back verification.
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod files;
+pub mod flash;
 pub mod load;
 pub mod resolve;
 pub mod secrets;
