@@ -445,7 +445,7 @@ impl Meter {
         let bar = (mode == Progress::Bar).then(|| {
             let b = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg:>9} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                "{msg:>9} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}",
             ) {
                 b.set_style(style.progress_chars("=> "));
             }

@@ -22,6 +22,18 @@ fn run_cli(args: &[&str]) -> (i32, String) {
     }
 }
 
+/// The built binary, next to this test's `deps/` folder (`cargo test --workspace` builds it).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("hcikit");
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo build -p hcikit`",
+        bin.display()
+    );
+    bin
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -198,8 +210,30 @@ fn zstd_image_is_streamed() {
 
     let target = t.path().join("disk");
     blank_target(&target, 16 * MIB);
-    let (code, err) = run_cli(&["flash", "--allow-file", "--yes", s(&zst), s(&target)]);
-    assert_eq!(code, 0, "{err}");
+
+    // Through the binary: without a terminal there is no one to confirm, so --yes it is.
+    let out = Command::new(binary())
+        .args(["flash", "--allow-file", s(&zst), s(&target)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --yes"));
+    assert_untouched(&target, 16 * MIB);
+
+    let out = Command::new(binary())
+        .args(["flash", "--allow-file", "--yes", s(&zst), s(&target)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Not a terminal: plain progress lines, then the verdict.
+    assert!(stdout.contains("writing: 100%"), "{stdout}");
+    assert!(stdout.contains("verifying: 100%"), "{stdout}");
+    assert!(stdout.contains("verified"), "{stdout}");
     let disk = fs::read(&target).unwrap();
     let raw = fs::read(&raw).unwrap();
     assert!(disk[..raw.len()] == raw[..]);

@@ -36,7 +36,9 @@ pub fn run(args: Args) -> Result<()> {
         allow_file: args.allow_file,
     };
     let prepared = flash::prepare(&opts)?;
-    if !args.yes {
+    if args.yes {
+        println!("{}", prepared.summary());
+    } else {
         confirm(&prepared)?;
     }
     let interactive = std::io::stdout().is_terminal();
@@ -45,9 +47,6 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         Progress::Lines
     };
-    if !interactive {
-        println!("{}", prepared.summary());
-    }
     let target = prepared.target.path.display().to_string();
     let report = prepared.write(progress)?;
     println!(
