@@ -2,6 +2,8 @@
 //!
 //! Modules:
 //! - [`cli`]: clap definition and dispatch; [`commands`]: one module per subcommand.
+//! - [`artifacts`]: the generated files checked in under `docs/` (man page, completions,
+//!   schema); [`schema`]: the JSON Schema of `cluster.toml`.
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
@@ -9,6 +11,7 @@
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 
+pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -16,6 +19,7 @@ pub mod files;
 pub mod flash;
 pub mod load;
 pub mod resolve;
+pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod validate;
