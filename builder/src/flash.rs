@@ -389,6 +389,13 @@ pub fn prepare_on(opts: &Options, host: &Host) -> Result<Prepared> {
         .into());
     }
 
+    tracing::debug!(
+        image = %shown,
+        image_size,
+        bmap = ?bmap.as_ref().map(|(p, _)| p),
+        target = %target.description,
+        "flash prepared"
+    );
     let (bmap_path, extents) = match bmap {
         Some((p, b)) => (Some(p), extents_from_bmap(&b)),
         None => (None, whole_image_extents(image_size)),

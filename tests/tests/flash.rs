@@ -238,6 +238,14 @@ fn zstd_image_is_streamed() {
     let raw = fs::read(&raw).unwrap();
     assert!(disk[..raw.len()] == raw[..]);
     assert!(disk[raw.len()..].iter().all(|&b| b == 0));
+
+    // Without a bmap the stream is written whole, over whatever the target held.
+    fs::write(&target, vec![0xaa; 16 * MIB as usize]).unwrap();
+    let mut o = opts(&zst, &target);
+    o.no_bmap = true;
+    let report = flash_quiet(&o).unwrap();
+    assert_eq!(report.bytes_written, raw.len() as u64);
+    assert!(fs::read(&target).unwrap()[..raw.len()] == raw[..]);
 }
 
 #[test]
