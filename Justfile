@@ -31,6 +31,7 @@ vm-test: build
 # Regenerate the golden spec outputs after an intended change; review `git diff` after.
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden
 
 # Regenerate the checked-in man page, completions and spec schema under docs/ after a CLI
 # or spec change; review `git diff docs/` after.

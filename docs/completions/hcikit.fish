@@ -46,12 +46,26 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand plan" -l json -d 'Print th
 complete -c hcikit -n "__fish_hcikit_using_subcommand plan" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s o -l output -d 'Output folder; gets one sub-folder per node mirroring the target paths' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand render" -l templates -d 'Folder of template overrides, laid out like the built-ins (e.g. `etc/hosts.hbs`); each file there replaces the built-in of the same relative path' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand render" -l node -d 'Render only this node' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand render" -l reveal-secrets -d 'Write secret values instead of `<redacted>` (secret files stay mode 0600)'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s V -l version -d 'Print version'
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s o -l out -d 'Output folder for images, bmaps, SHA256SUMS and manifest.json' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l format -d '`raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once)' -r -f -a "raw\t''
+zst\t''"
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l node -d 'Build only this node (repeatable). Default: every node' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l cache -d 'Cache folder for the root filesystem. Default: $XDG_CACHE_HOME/hcikit or ~/.cache/hcikit' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l agent -d 'The hcikit-firstboot binary to put into the root. Default: $HCIKIT_AGENT, or the one next to this executable' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l seed -d 'The cluster\'s secrets seed (created with mode 0600 if missing, never overwritten). Default: <spec dir>/<cluster>.secrets-seed' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l fleet -d 'One image that carries every node\'s files; each machine picks its own at first boot'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s V -l version -d 'Print version'
+complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -l json -d 'Print the report as JSON'
 complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -s V -l version -d 'Print version'

@@ -56,32 +56,50 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (render)
 _arguments "${_arguments_options[@]}" : \
+'-o+[Output folder; gets one sub-folder per node mirroring the target paths]:DIR:_files' \
+'--output=[Output folder; gets one sub-folder per node mirroring the target paths]:DIR:_files' \
+'--templates=[Folder of template overrides, laid out like the built-ins (e.g. \`etc/hosts.hbs\`); each file there replaces the built-in of the same relative path]:DIR:_files' \
+'--node=[Render only this node]:NAME:_default' \
+'--reveal-secrets[Write secret values instead of \`<redacted>\` (secret files stay mode 0600)]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
+':spec -- The cluster spec:_files' \
 && ret=0
 ;;
 (build)
 _arguments "${_arguments_options[@]}" : \
+'-o+[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
+'--out=[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
+'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
+'--format=[\`raw\`\: sparse \`<node>.img\`; \`zst\`\: \`<node>.img.zst\` (the shared root compressed once)]:FORMAT:(raw zst)' \
+'*--node=[Build only this node (repeatable). Default\: every node]:NAME:_default' \
+'--cache=[Cache folder for the root filesystem. Default\: \$XDG_CACHE_HOME/hcikit or ~/.cache/hcikit]:DIR:_files' \
+'--agent=[The hcikit-firstboot binary to put into the root. Default\: \$HCIKIT_AGENT, or the one next to this executable]:PATH:_files' \
+'--seed=[The cluster'\''s secrets seed (created with mode 0600 if missing, never overwritten). Default\: <spec dir>/<cluster>.secrets-seed]:FILE:_files' \
+'--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
+':spec -- The cluster spec, e.g. cluster.toml:_files' \
 && ret=0
 ;;
 (inspect)
 _arguments "${_arguments_options[@]}" : \
+'--json[Print the report as JSON]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
+':image -- An image built by `hcikit build`\: `<node>.img` or `<node>.img.zst`:_files' \
 && ret=0
 ;;
 (flash)

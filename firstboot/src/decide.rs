@@ -1,0 +1,1412 @@
+//! The pure core of the cluster run: given the Plan, this node, what was observed and
+//! the recorded progress, decide the next step. No I/O here; `run` observes and acts.
+//!
+//! Each node works through its own ordered list of [`Step`]s ([`steps_for`]). A step is
+//! *satisfied* when the observed state shows it done (so a crash after a command took
+//! effect but before it was recorded is simply recorded on the next run), *ready* when
+//! its preconditions hold, *blocked* while it waits for something (another node, quorum,
+//! a daemon), or *fatal*. A blocked step holds back the steps after it, except
+//! "floating" steps that do not depend on it (packages, cluster-wide configuration),
+//! which run while the node would otherwise only wait.
+
+use crate::host::CommandLine;
+use crate::observe::{
+    property_string, BlockDev, CephConf, CephStatus, ClusterStatus, MdsStat, MonDump, OsdTree,
+    PoolInfo,
+};
+use crate::plan::{Node, Plan};
+use crate::state::State;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How often a node re-checks a dependency on another node (ms).
+pub const DEP_POLL_MS: u64 = 2_000;
+/// Failed attempts of one step before the run gives up.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// The private half of the bootstrap key that joins use, installed by `apply`.
+pub const BOOTSTRAP_KEY: &str = "/root/.ssh/hcikit-bootstrap";
+pub const BOOTSTRAP_PUB: &str = "/root/.ssh/hcikit-bootstrap.pub";
+/// The cluster-wide authorized_keys (`/root/.ssh/authorized_keys` links here once clustered).
+pub const CLUSTER_AUTHORIZED_KEYS: &str = "/etc/pve/priv/authorized_keys";
+pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+pub const CEPH_INSTALL_FLAG: &str = "/run/pve-ceph-install-flag";
+pub const CEPH_BINARIES: [&str; 3] = [
+    "/usr/bin/ceph-mon",
+    "/usr/bin/ceph-osd",
+    "/usr/sbin/ceph-volume",
+];
+
+/// One unit of progress of one node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Peers,
+    CreateCluster,
+    JoinCluster,
+    CephPackages,
+    ClusterComplete,
+    CephInit,
+    Mon,
+    Mgr,
+    Osd(String),
+    Mds,
+    Pool(String),
+    CephFs(String),
+    Options,
+    HaGroup(String),
+    Smtp(String),
+    Matcher(String),
+    DefaultMatcher,
+    Realm(String),
+    TestMail(String),
+    Health,
+    ReadyMail,
+    RevokeBootstrap,
+    DropBootstrapKey,
+}
+
+impl Step {
+    /// Stable id, used in the state file and in `PlannedStep::id`-like displays.
+    pub fn id(&self) -> String {
+        match self {
+            Step::Peers => "peers".into(),
+            Step::CreateCluster => "cluster-create".into(),
+            Step::JoinCluster => "cluster-join".into(),
+            Step::CephPackages => "ceph-packages".into(),
+            Step::ClusterComplete => "cluster-complete".into(),
+            Step::CephInit => "ceph-init".into(),
+            Step::Mon => "ceph-mon".into(),
+            Step::Mgr => "ceph-mgr".into(),
+            Step::Osd(d) => format!("ceph-osd:{d}"),
+            Step::Mds => "ceph-mds".into(),
+            Step::Pool(p) => format!("ceph-pool:{p}"),
+            Step::CephFs(f) => format!("cephfs:{f}"),
+            Step::Options => "datacenter-options".into(),
+            Step::HaGroup(g) => format!("ha-group:{g}"),
+            Step::Smtp(t) => format!("notify-smtp:{t}"),
+            Step::Matcher(m) => format!("notify-matcher:{m}"),
+            Step::DefaultMatcher => "notify-default-matcher".into(),
+            Step::Realm(r) => format!("realm:{r}"),
+            Step::TestMail(t) => format!("test-mail:{t}"),
+            Step::Health => "ceph-health".into(),
+            Step::ReadyMail => "ready-mail".into(),
+            Step::RevokeBootstrap => "revoke-bootstrap-key".into(),
+            Step::DropBootstrapKey => "drop-bootstrap-key".into(),
+        }
+    }
+
+    /// Floating steps (cluster-wide configuration) may run while an earlier step is
+    /// blocked. Package installation is not floating: on a joiner it would delay the
+    /// join it is waiting for by the length of the install.
+    pub fn floating(&self) -> bool {
+        matches!(
+            self,
+            Step::Options
+                | Step::HaGroup(_)
+                | Step::Smtp(_)
+                | Step::Matcher(_)
+                | Step::DefaultMatcher
+                | Step::Realm(_)
+                | Step::TestMail(_)
+        )
+    }
+}
+
+/// The ordered steps of node `me`. Cluster-wide steps belong to the founder only.
+pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
+    let founder = me.name == plan.cluster.founder;
+    let mut s = vec![Step::Peers];
+    s.push(if founder {
+        Step::CreateCluster
+    } else {
+        Step::JoinCluster
+    });
+    if plan.ceph.is_some() {
+        s.push(Step::CephPackages);
+    }
+    s.push(Step::ClusterComplete);
+    if let Some(ceph) = &plan.ceph {
+        if founder {
+            s.push(Step::CephInit);
+        }
+        if ceph.mons.contains(&me.name) {
+            s.push(Step::Mon);
+        }
+        if ceph.mgrs.contains(&me.name) {
+            s.push(Step::Mgr);
+        }
+        s.extend(me.osds.iter().map(|o| Step::Osd(o.device.clone())));
+        if ceph.mds.contains(&me.name) {
+            s.push(Step::Mds);
+        }
+        if founder {
+            s.extend(ceph.pools.iter().map(|p| Step::Pool(p.name.clone())));
+            s.extend(ceph.cephfs.iter().map(|f| Step::CephFs(f.name.clone())));
+        }
+    }
+    if founder {
+        if !plan.datacenter.options.is_empty() {
+            s.push(Step::Options);
+        }
+        for g in &plan.ha.groups {
+            if plan.ha.mode == "rules"
+                && !plan
+                    .ha
+                    .resources
+                    .iter()
+                    .any(|r| r.group.as_ref() == Some(&g.name))
+            {
+                // A PVE 9 node-affinity rule needs resources; a group without any has no rule.
+                continue;
+            }
+            s.push(Step::HaGroup(g.name.clone()));
+        }
+        s.extend(
+            plan.notifications
+                .smtp
+                .iter()
+                .map(|t| Step::Smtp(t.name.clone())),
+        );
+        s.extend(
+            plan.notifications
+                .matchers
+                .iter()
+                .map(|m| Step::Matcher(m.name.clone())),
+        );
+        if !plan.notifications.default_matcher_targets.is_empty() {
+            s.push(Step::DefaultMatcher);
+        }
+        s.extend(plan.realms.iter().map(|r| Step::Realm(r.name.clone())));
+        if plan.notifications.send_test {
+            s.extend(
+                plan.notifications
+                    .smtp
+                    .iter()
+                    .filter(|t| plan.notifications.report_target.as_ref() != Some(&t.name))
+                    .map(|t| Step::TestMail(t.name.clone())),
+            );
+        }
+        if plan.ceph.is_some() {
+            s.push(Step::Health);
+        }
+        if plan.notifications.report_target.is_some() {
+            s.push(Step::ReadyMail);
+        }
+        s.push(Step::RevokeBootstrap);
+    } else {
+        s.push(Step::DropBootstrapKey);
+    }
+    s
+}
+
+/// What the last observation saw. `None` means "not observed" (not asked, or the query
+/// failed); evaluation then treats the fact as unknown and waits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub now_ms: u64,
+    /// (peer, network) → answered.
+    pub reach: BTreeMap<(String, String), bool>,
+    /// `/etc/pve/corosync.conf` exists on this node.
+    pub corosync_conf: bool,
+    pub local_cluster: Option<ClusterStatus>,
+    /// The founder's view, over SSH (joiners before they are members).
+    pub founder_cluster: Option<ClusterStatus>,
+    pub ceph_binaries: bool,
+    pub ceph_install_flag: bool,
+    pub ceph_conf: Option<CephConf>,
+    pub ceph: Option<CephStatus>,
+    pub mons: Option<MonDump>,
+    pub mgrs: Option<BTreeSet<String>>,
+    pub osd_tree: Option<OsdTree>,
+    pub mds: Option<MdsStat>,
+    pub pools: Option<Vec<PoolInfo>>,
+    pub storages: Option<BTreeSet<String>>,
+    /// `ceph-volume lvm list`: device → (osd id, cluster fsid).
+    pub volumes: Option<BTreeMap<String, (u32, String)>>,
+    pub lsblk: Option<Vec<BlockDev>>,
+    /// `wipefs` signature types per canonical device.
+    pub signatures: BTreeMap<String, Vec<String>>,
+    /// Plan device path → canonical path.
+    pub resolved: BTreeMap<String, String>,
+    pub options: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    pub ha_groups: Option<BTreeSet<String>>,
+    pub ha_rules: Option<BTreeSet<String>>,
+    pub smtp: Option<BTreeSet<String>>,
+    pub matchers: Option<BTreeMap<String, Vec<String>>>,
+    pub realms: Option<BTreeSet<String>>,
+    /// Is the bootstrap public key still in the cluster's authorized_keys?
+    pub bootstrap_authorized: Option<bool>,
+    /// Is the bootstrap private key still on this node?
+    pub bootstrap_key_present: bool,
+}
+
+/// A command the run executes for a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub line: CommandLine,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout_secs: u64,
+}
+
+impl Cmd {
+    fn new(line: CommandLine, timeout_secs: u64) -> Self {
+        Cmd {
+            line,
+            stdin: None,
+            timeout_secs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Run the command, then verify the step.
+    Run(Cmd),
+    /// Zap a disk the Plan allows to wipe: recorded in the state before and after.
+    Zap { device: String, cmd: Cmd },
+    /// Create an OSD: recorded in the state before it starts.
+    OsdCreate { device: String, cmd: Cmd },
+    /// Remove the bootstrap public key from the cluster's authorized_keys and the
+    /// private key from this node.
+    RevokeBootstrap,
+    /// Remove the bootstrap private key from this (joined) node.
+    DropBootstrapKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verify {
+    /// The step evaluates as satisfied on a fresh observation.
+    Step,
+    /// The disk shows no signature any more.
+    DiskBlank(String),
+    /// Nothing observable: the command's exit code is the evidence (a synchronous API call).
+    ExitZero,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub step: Step,
+    pub kind: ActionKind,
+    pub verify: Verify,
+    /// How long to keep re-observing before the attempt counts as failed (s).
+    pub verify_secs: u64,
+}
+
+impl Action {
+    /// The command (if any) for humans.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            ActionKind::Run(c)
+            | ActionKind::Zap { cmd: c, .. }
+            | ActionKind::OsdCreate { cmd: c, .. } => c.line.display(),
+            ActionKind::RevokeBootstrap => format!(
+                "remove the bootstrap key from {CLUSTER_AUTHORIZED_KEYS} and delete {BOOTSTRAP_KEY}"
+            ),
+            ActionKind::DropBootstrapKey => format!("delete {BOOTSTRAP_KEY}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub reason: String,
+    /// Fail when the wait lasts longer (s); `None` = bounded only by the stall limit.
+    pub limit_secs: Option<u64>,
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Every step is done.
+    Done,
+    /// The step is already done in the observed state: record it.
+    Record(Step),
+    Act(Action),
+    Wait {
+        step: Step,
+        wait: Wait,
+    },
+    Fail {
+        step: Step,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eval {
+    Satisfied,
+    Ready(Action),
+    Blocked(Wait),
+    Fatal(String),
+}
+
+/// How long any step may wait for another node before the run gives up (s).
+pub fn stall_limit_secs(plan: &Plan) -> u64 {
+    let f = &plan.firstboot;
+    f.peer_timeout_secs + f.join_timeout_secs * plan.nodes.len() as u64 + f.health_timeout_secs
+}
+
+fn dep(reason: impl Into<String>) -> Eval {
+    Eval::Blocked(Wait {
+        reason: reason.into(),
+        limit_secs: None,
+        poll_ms: DEP_POLL_MS,
+    })
+}
+
+fn dep_limit(reason: impl Into<String>, limit: u64) -> Eval {
+    Eval::Blocked(Wait {
+        reason: reason.into(),
+        limit_secs: Some(limit),
+        poll_ms: DEP_POLL_MS,
+    })
+}
+
+fn unobserved(what: &str) -> Eval {
+    dep(format!("{what} not observed yet"))
+}
+
+fn run(step: Step, line: CommandLine, timeout: u64, verify_secs: u64) -> Eval {
+    Eval::Ready(Action {
+        step,
+        kind: ActionKind::Run(Cmd::new(line, timeout)),
+        verify: Verify::Step,
+        verify_secs,
+    })
+}
+
+/// Doubling backoff: sleep as long as already waited, between `backoff` and `max`.
+pub fn backoff_ms(plan: &Plan, waited_ms: u64) -> u64 {
+    let lo = plan.firstboot.backoff_secs.max(1) * 1000;
+    let hi = plan
+        .firstboot
+        .max_backoff_secs
+        .max(plan.firstboot.backoff_secs)
+        .max(1)
+        * 1000;
+    waited_ms.clamp(lo, hi)
+}
+
+/// Retry delay after `attempts` failures: backoff doubling per attempt.
+pub fn retry_ms(plan: &Plan, attempts: u32) -> u64 {
+    let lo = plan.firstboot.backoff_secs.max(1) * 1000;
+    let hi = plan
+        .firstboot
+        .max_backoff_secs
+        .max(plan.firstboot.backoff_secs)
+        .max(1)
+        * 1000;
+    lo.saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
+        .min(hi)
+}
+
+struct Ctx<'a> {
+    plan: &'a Plan,
+    me: &'a Node,
+    obs: &'a Observed,
+    state: &'a State,
+}
+
+/// Decide the next step. Pure.
+pub fn decide(plan: &Plan, me: &Node, obs: &Observed, state: &State) -> Decision {
+    let cx = Ctx {
+        plan,
+        me,
+        obs,
+        state,
+    };
+    // The first blocked non-floating step holds back every later step except floating
+    // ones; a blocked floating step holds back the non-floating steps after it (the
+    // final checks and mails come after the configuration they report on).
+    let mut barrier: Option<(Step, Wait)> = None;
+    let mut floating_wait: Option<(Step, Wait)> = None;
+    for step in steps_for(plan, me) {
+        let id = step.id();
+        if state.is_done(&id) {
+            continue;
+        }
+        // Cluster-wide configuration needs every member in: a write during a join finds
+        // the founder inquorate.
+        if step.floating() && !state.is_done(&Step::ClusterComplete.id()) {
+            continue;
+        }
+        let may_act = step.floating() || (barrier.is_none() && floating_wait.is_none());
+        if let Some(n) = state.attempts.get(&id) {
+            if *n >= MAX_ATTEMPTS && may_act {
+                let last = state.last_error.clone().unwrap_or_default();
+                return Decision::Fail {
+                    step,
+                    error: format!("giving up after {n} attempts: {last}"),
+                };
+            }
+        }
+        match cx.eval(&step) {
+            Eval::Satisfied => return Decision::Record(step),
+            Eval::Ready(a) if may_act => return Decision::Act(a),
+            Eval::Ready(_) => {}
+            Eval::Fatal(error) if may_act => return Decision::Fail { step, error },
+            Eval::Fatal(_) => {}
+            Eval::Blocked(w) => {
+                let limit = w.limit_secs.unwrap_or_else(|| stall_limit_secs(plan));
+                if let Some(since) = state.wait_since.get(&id) {
+                    let waited = obs.now_ms.saturating_sub(*since);
+                    if waited > limit * 1000 && may_act {
+                        return Decision::Fail {
+                            step,
+                            error: format!("gave up after {} s: {}", waited / 1000, w.reason),
+                        };
+                    }
+                }
+                if step.floating() {
+                    if floating_wait.is_none() {
+                        floating_wait = Some((step, w));
+                    }
+                } else if barrier.is_none() && floating_wait.is_none() {
+                    barrier = Some((step, w));
+                }
+            }
+        }
+    }
+    match barrier.or(floating_wait) {
+        Some((step, wait)) => Decision::Wait { step, wait },
+        None => Decision::Done,
+    }
+}
+
+/// Evaluates one step on its own (used to verify an action). Pure.
+pub fn evaluate(plan: &Plan, me: &Node, obs: &Observed, state: &State, step: &Step) -> Eval {
+    Ctx {
+        plan,
+        me,
+        obs,
+        state,
+    }
+    .eval(step)
+}
+
+/// Does the disk show no partition table, file system, mount, holder or signature?
+pub fn disk_blank(obs: &Observed, dev: &str) -> bool {
+    let Some(path) = obs.resolved.get(dev) else {
+        return false;
+    };
+    let Some(d) = obs
+        .lsblk
+        .as_ref()
+        .and_then(|l| l.iter().find(|d| &d.path == path))
+    else {
+        return false;
+    };
+    d.in_use_reasons().is_empty() && obs.signatures.get(path).is_some_and(|s| s.is_empty())
+}
+
+impl Ctx<'_> {
+    fn founder(&self) -> &Node {
+        self.plan
+            .node(&self.plan.cluster.founder)
+            .unwrap_or_else(|| self.plan.founder())
+    }
+
+    fn waited_ms(&self, step: &Step) -> u64 {
+        self.state
+            .wait_since
+            .get(&step.id())
+            .map(|s| self.obs.now_ms.saturating_sub(*s))
+            .unwrap_or(0)
+    }
+
+    fn link_args(&self, mut c: CommandLine) -> CommandLine {
+        for l in &self.me.links {
+            c = c.opt(&format!("link{}", l.number), l.ip.clone());
+        }
+        c
+    }
+
+    /// The local view of the cluster once this node is a member of the planned cluster.
+    fn member_view(&self) -> Option<&ClusterStatus> {
+        self.obs
+            .local_cluster
+            .as_ref()
+            .filter(|c| c.name.as_deref() == Some(self.plan.cluster.name.as_str()))
+    }
+
+    fn ceph_quorum(&self) -> Option<&CephStatus> {
+        self.obs
+            .ceph
+            .as_ref()
+            .filter(|c| !c.quorum_names.is_empty())
+    }
+
+    fn eval(&self, step: &Step) -> Eval {
+        let plan = self.plan;
+        let obs = self.obs;
+        match step {
+            Step::Peers => self.eval_peers(),
+            Step::CreateCluster => match &obs.local_cluster {
+                Some(c) if c.name.as_deref() == Some(plan.cluster.name.as_str()) => Eval::Satisfied,
+                Some(ClusterStatus {
+                    name: Some(other), ..
+                }) => Eval::Fatal(format!(
+                    "{} is already in cluster '{other}', the plan says '{}'",
+                    self.me.name, plan.cluster.name
+                )),
+                Some(_) if obs.corosync_conf => dep_limit(
+                    "/etc/pve/corosync.conf exists but the cluster is not up yet",
+                    plan.firstboot.join_timeout_secs,
+                ),
+                Some(_) => run(
+                    step.clone(),
+                    self.link_args(
+                        CommandLine::new("pvecm")
+                            .arg("create")
+                            .arg(plan.cluster.name.clone()),
+                    ),
+                    300,
+                    60,
+                ),
+                None => dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
+            },
+            Step::JoinCluster => self.eval_join(),
+            Step::ClusterComplete => {
+                let Some(c) = self.member_view() else {
+                    return unobserved("cluster membership");
+                };
+                let missing: Vec<_> = plan
+                    .nodes
+                    .iter()
+                    .filter(|n| !c.online(&n.name))
+                    .map(|n| n.name.as_str())
+                    .collect();
+                if !missing.is_empty() {
+                    dep(format!("{} to join the cluster", missing.join(", ")))
+                } else if !c.quorate {
+                    dep("cluster quorum")
+                } else {
+                    Eval::Satisfied
+                }
+            }
+            Step::CephPackages => self.eval_packages(),
+            Step::CephInit => {
+                let ceph = plan.ceph.as_ref().expect("ceph step without ceph plan");
+                match &obs.ceph_conf {
+                    Some(c) if c.fsid.is_some() => Eval::Satisfied,
+                    _ => {
+                        let mut c = CommandLine::new("pveceph")
+                            .arg("init")
+                            .opt("network", ceph.public_cidr.clone());
+                        if ceph.cluster_cidr != ceph.public_cidr {
+                            c = c.opt("cluster-network", ceph.cluster_cidr.clone());
+                        }
+                        run(step.clone(), c, 120, 30)
+                    }
+                }
+            }
+            Step::Mon => self.eval_mon(),
+            Step::Mgr => self.eval_mgr(step),
+            Step::Osd(dev) => self.eval_osd(step, dev),
+            Step::Mds => {
+                let Some(_) = self.ceph_quorum() else {
+                    return dep("Ceph monitor quorum");
+                };
+                let Some(m) = &obs.mds else {
+                    return unobserved("MDS map");
+                };
+                if m.daemons.contains(&self.me.name) {
+                    Eval::Satisfied
+                } else {
+                    run(
+                        step.clone(),
+                        CommandLine::new("pveceph").args(["mds", "create"]),
+                        300,
+                        60,
+                    )
+                }
+            }
+            Step::Pool(name) => self.eval_pool(step, name),
+            Step::CephFs(name) => self.eval_fs(step, name),
+            Step::Options => {
+                let Some(have) = &obs.options else {
+                    return unobserved("datacenter options");
+                };
+                let mut c = CommandLine::new("pvesh").args(["set", "/cluster/options"]);
+                let mut differs = false;
+                for (k, v) in &plan.datacenter.options {
+                    if have.get(k) != Some(&property_string(k, v)) {
+                        c = c.opt(k, v.clone());
+                        differs = true;
+                    }
+                }
+                if differs {
+                    run(step.clone(), c, 60, 20)
+                } else {
+                    Eval::Satisfied
+                }
+            }
+            Step::HaGroup(g) => self.eval_ha(step, g),
+            Step::Smtp(t) => {
+                let Some(have) = &obs.smtp else {
+                    return unobserved("SMTP targets");
+                };
+                if have.contains(t) {
+                    return Eval::Satisfied;
+                }
+                let Some(s) = plan.notifications.smtp.iter().find(|s| &s.name == t) else {
+                    return Eval::Fatal(format!("SMTP target {t} is not in the plan"));
+                };
+                let mut c = CommandLine::new("pvesh")
+                    .args(["create", "/cluster/notifications/endpoints/smtp"])
+                    .opt("name", s.name.clone())
+                    .opt("server", s.server.clone())
+                    .opt("port", s.port.to_string())
+                    .opt("mode", s.mode.clone())
+                    .opt("from-address", s.from_address.clone());
+                if let Some(u) = &s.username {
+                    c = c.opt("username", u.clone());
+                }
+                if let Some(p) = &s.password {
+                    c = c.secret_file_opt("password", p.node_path());
+                }
+                for m in &s.mailto {
+                    c = c.opt("mailto", m.clone());
+                }
+                for m in &s.mailto_user {
+                    c = c.opt("mailto-user", m.clone());
+                }
+                if let Some(a) = &s.author {
+                    c = c.opt("author", a.clone());
+                }
+                if let Some(a) = &s.comment {
+                    c = c.opt("comment", a.clone());
+                }
+                run(step.clone(), c, 60, 20)
+            }
+            Step::Matcher(name) => {
+                let Some(have) = &obs.matchers else {
+                    return unobserved("notification matchers");
+                };
+                if have.contains_key(name) {
+                    return Eval::Satisfied;
+                }
+                let Some(m) = plan.notifications.matchers.iter().find(|m| &m.name == name) else {
+                    return Eval::Fatal(format!("matcher {name} is not in the plan"));
+                };
+                let mut c = CommandLine::new("pvesh")
+                    .args(["create", "/cluster/notifications/matchers"])
+                    .opt("name", m.name.clone())
+                    .opt("mode", m.mode.clone());
+                for t in &m.targets {
+                    c = c.opt("target", t.clone());
+                }
+                for s in &m.match_severity {
+                    c = c.opt("match-severity", s.clone());
+                }
+                for f in &m.match_field {
+                    c = c.opt("match-field", f.clone());
+                }
+                if m.invert_match {
+                    c = c.opt("invert-match", "1");
+                }
+                if let Some(a) = &m.comment {
+                    c = c.opt("comment", a.clone());
+                }
+                run(step.clone(), c, 60, 20)
+            }
+            Step::DefaultMatcher => {
+                let Some(have) = &obs.matchers else {
+                    return unobserved("notification matchers");
+                };
+                let current = have.get("default-matcher").cloned().unwrap_or_default();
+                let wanted = &plan.notifications.default_matcher_targets;
+                if wanted.iter().all(|t| current.contains(t)) {
+                    return Eval::Satisfied;
+                }
+                let mut all: Vec<String> = current;
+                if all.is_empty() {
+                    all.push("mail-to-root".into());
+                }
+                for t in wanted {
+                    if !all.contains(t) {
+                        all.push(t.clone());
+                    }
+                }
+                let mut c = CommandLine::new("pvesh")
+                    .args(["set", "/cluster/notifications/matchers/default-matcher"]);
+                for t in all {
+                    c = c.opt("target", t);
+                }
+                run(step.clone(), c, 60, 20)
+            }
+            Step::Realm(name) => {
+                let Some(have) = &obs.realms else {
+                    return unobserved("authentication realms");
+                };
+                if have.contains(name) {
+                    return Eval::Satisfied;
+                }
+                let Some(r) = plan.realms.iter().find(|r| &r.name == name) else {
+                    return Eval::Fatal(format!("realm {name} is not in the plan"));
+                };
+                let mut c = CommandLine::new("pveum")
+                    .args(["realm", "add", &r.name])
+                    .opt("type", r.kind.clone());
+                for (k, v) in &r.options {
+                    c = c.opt(k, v.clone());
+                }
+                if let Some(s) = &r.secret {
+                    let key = if r.kind == "openid" {
+                        "client-key"
+                    } else {
+                        "password"
+                    };
+                    c = c.secret_file_opt(key, s.node_path());
+                }
+                if r.default {
+                    c = c.opt("default", "1");
+                }
+                if let Some(a) = &r.comment {
+                    c = c.opt("comment", a.clone());
+                }
+                run(step.clone(), c, 60, 20)
+            }
+            Step::TestMail(t) => {
+                if !self.state.is_done(&Step::Smtp(t.clone()).id()) {
+                    return dep(format!("SMTP target {t} to be configured"));
+                }
+                Eval::Ready(Action {
+                    step: step.clone(),
+                    kind: ActionKind::Run(Cmd::new(
+                        CommandLine::new("pvesh")
+                            .arg("create")
+                            .arg(format!("/cluster/notifications/targets/{t}/test")),
+                        60,
+                    )),
+                    verify: Verify::ExitZero,
+                    verify_secs: 0,
+                })
+            }
+            Step::Health => self.eval_health(),
+            Step::ReadyMail => {
+                let Some(t) = &plan.notifications.report_target else {
+                    return Eval::Satisfied;
+                };
+                Eval::Ready(Action {
+                    step: step.clone(),
+                    kind: ActionKind::Run(Cmd::new(
+                        CommandLine::new("pvesh")
+                            .arg("create")
+                            .arg(format!("/cluster/notifications/targets/{t}/test")),
+                        60,
+                    )),
+                    verify: Verify::ExitZero,
+                    verify_secs: 0,
+                })
+            }
+            Step::RevokeBootstrap => match obs.bootstrap_authorized {
+                None => unobserved("the cluster's authorized_keys"),
+                Some(false) if !obs.bootstrap_key_present => Eval::Satisfied,
+                Some(_) => Eval::Ready(Action {
+                    step: step.clone(),
+                    kind: ActionKind::RevokeBootstrap,
+                    verify: Verify::Step,
+                    verify_secs: 10,
+                }),
+            },
+            Step::DropBootstrapKey => {
+                if obs.bootstrap_key_present {
+                    Eval::Ready(Action {
+                        step: step.clone(),
+                        kind: ActionKind::DropBootstrapKey,
+                        verify: Verify::Step,
+                        verify_secs: 10,
+                    })
+                } else {
+                    Eval::Satisfied
+                }
+            }
+        }
+    }
+
+    fn eval_peers(&self) -> Eval {
+        if self.obs.corosync_conf {
+            // Already clustered (a re-run): the peers answered once, and quorum is what counts now.
+            return Eval::Satisfied;
+        }
+        let mut missing = Vec::new();
+        for peer in self.plan.nodes.iter().filter(|n| n.name != self.me.name) {
+            for a in &peer.addresses {
+                let ok = self
+                    .obs
+                    .reach
+                    .get(&(peer.name.clone(), a.network.clone()))
+                    .copied()
+                    .unwrap_or(false);
+                if !ok {
+                    missing.push(format!("{} on {} ({})", peer.name, a.network, a.ip));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Eval::Satisfied;
+        }
+        Eval::Blocked(Wait {
+            reason: format!("peers to answer: {}", missing.join(", ")),
+            limit_secs: Some(self.plan.firstboot.peer_timeout_secs),
+            poll_ms: backoff_ms(self.plan, self.waited_ms(&Step::Peers)),
+        })
+    }
+
+    fn eval_join(&self) -> Eval {
+        let plan = self.plan;
+        let obs = self.obs;
+        let me = &self.me.name;
+        match &obs.local_cluster {
+            Some(c)
+                if c.name.as_deref() == Some(plan.cluster.name.as_str())
+                    && c.member(me).is_some() =>
+            {
+                return Eval::Satisfied
+            }
+            Some(ClusterStatus {
+                name: Some(other), ..
+            }) if other != &plan.cluster.name => {
+                return Eval::Fatal(format!(
+                    "{me} is already in cluster '{other}', the plan says '{}'",
+                    plan.cluster.name
+                ))
+            }
+            None => return dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
+            _ => {}
+        }
+        if obs.corosync_conf {
+            return dep_limit(
+                "the interrupted join to finish (/etc/pve/corosync.conf exists, not a member yet)",
+                plan.firstboot.join_timeout_secs,
+            );
+        }
+        let founder = self.founder();
+        let Some(f) = &obs.founder_cluster else {
+            return dep(format!("{}'s cluster status over SSH", founder.name));
+        };
+        if f.name.as_deref() != Some(plan.cluster.name.as_str()) {
+            return dep(format!(
+                "{} to create cluster {}",
+                founder.name, plan.cluster.name
+            ));
+        }
+        if let Some(m) = f.nodes.iter().find(|n| n.name != *me && !n.online) {
+            return dep(format!(
+                "{} to come online (joins go one at a time)",
+                m.name
+            ));
+        }
+        for prev in &plan.cluster.join_order {
+            if prev == me {
+                break;
+            }
+            if !f.online(prev) {
+                return dep(format!("{prev} to join first (joins go one at a time)"));
+            }
+        }
+        if !f.quorate {
+            return dep(format!("quorum on {}", founder.name));
+        }
+        let c = CommandLine::new("pvecm")
+            .arg("add")
+            .arg(founder.primary_ip.clone())
+            .opt("use_ssh", "1");
+        run(
+            Step::JoinCluster,
+            self.link_args(c),
+            plan.firstboot.join_timeout_secs,
+            60,
+        )
+    }
+
+    fn eval_packages(&self) -> Eval {
+        let plan = self.plan;
+        let obs = self.obs;
+        if obs.ceph_binaries && !obs.ceph_install_flag {
+            return Eval::Satisfied;
+        }
+        if obs.ceph_install_flag {
+            return dep_limit(
+                format!("the running Ceph installation ({CEPH_INSTALL_FLAG} exists)"),
+                3600,
+            );
+        }
+        let ceph = plan.ceph.as_ref().expect("ceph step without ceph plan");
+        match plan.firstboot.ceph_install.as_str() {
+            "pveceph" => Eval::Ready(Action {
+                step: Step::CephPackages,
+                kind: ActionKind::Run(Cmd {
+                    line: CommandLine::new("pveceph")
+                        .arg("install")
+                        .opt("version", ceph.release.clone())
+                        .opt("repository", ceph.repository.clone()),
+                    // apt inside pveceph asks without -y; answer every prompt.
+                    stdin: Some(b"y\n".repeat(32)),
+                    timeout_secs: 3600,
+                }),
+                verify: Verify::Step,
+                verify_secs: 30,
+            }),
+            other => Eval::Fatal(format!(
+                "Ceph packages are missing on {} ({} not found) and firstboot.ceph-install is '{other}': \
+                 build the image from a base with Ceph {} installed, or set ceph-install = \"pveceph\"",
+                self.me.name,
+                CEPH_BINARIES.join(", "),
+                ceph.release
+            )),
+        }
+    }
+
+    fn eval_mon(&self) -> Eval {
+        let ceph = self.plan.ceph.as_ref().expect("ceph");
+        let obs = self.obs;
+        let me = &self.me.name;
+        let Some(conf) = obs.ceph_conf.as_ref().filter(|c| c.fsid.is_some()) else {
+            return dep(format!(
+                "{} to initialise Ceph (pveceph init)",
+                self.plan.cluster.founder
+            ));
+        };
+        let mons = match (&obs.mons, conf.mon_host.is_empty()) {
+            (Some(m), _) => m.clone(),
+            (None, true) => MonDump::default(),
+            (None, false) => return unobserved("monitor map"),
+        };
+        if mons.quorum.contains(me) {
+            return Eval::Satisfied;
+        }
+        if mons.mons.contains(me) {
+            return dep_limit(format!("mon.{me} to join the monitor quorum"), 600);
+        }
+        for prev in &ceph.mons {
+            if prev == me {
+                break;
+            }
+            if !mons.quorum.contains(prev) {
+                return dep(format!(
+                    "mon.{prev} to be in quorum (monitors are added one at a time)"
+                ));
+            }
+        }
+        run(
+            Step::Mon,
+            CommandLine::new("pveceph").args(["mon", "create"]),
+            600,
+            120,
+        )
+    }
+
+    fn eval_mgr(&self, step: &Step) -> Eval {
+        let ceph = self.plan.ceph.as_ref().expect("ceph");
+        let Some(_) = self.ceph_quorum() else {
+            return dep("Ceph monitor quorum");
+        };
+        let Some(mgrs) = &self.obs.mgrs else {
+            return unobserved("manager map");
+        };
+        if mgrs.contains(&self.me.name) {
+            return Eval::Satisfied;
+        }
+        // The first monitor creates a manager by itself; give it time before adding one.
+        if ceph.mons.first() == Some(&self.me.name) && self.waited_ms(step) < 60_000 {
+            return dep("the manager that the first monitor creates");
+        }
+        run(
+            step.clone(),
+            CommandLine::new("pveceph").args(["mgr", "create"]),
+            300,
+            60,
+        )
+    }
+
+    fn eval_osd(&self, step: &Step, dev: &str) -> Eval {
+        let obs = self.obs;
+        let me = &self.me.name;
+        let Some(osd) = self.me.osds.iter().find(|o| o.device == dev) else {
+            return Eval::Fatal(format!("{dev} is not an OSD disk of {me} in the plan"));
+        };
+        let Some(fsid) = obs.ceph_conf.as_ref().and_then(|c| c.fsid.clone()) else {
+            return dep("Ceph to be initialised");
+        };
+        if self.ceph_quorum().is_none() {
+            return dep("Ceph monitor quorum");
+        }
+        let (Some(volumes), Some(disks), Some(tree)) = (&obs.volumes, &obs.lsblk, &obs.osd_tree)
+        else {
+            return unobserved("disks and OSDs");
+        };
+        let Some(path) = obs.resolved.get(dev) else {
+            return Eval::Fatal(format!("disk {dev} not found on {me}"));
+        };
+        if let Some((id, f)) = volumes.get(path) {
+            if *f == fsid {
+                return if tree.osd_up(*id) {
+                    Eval::Satisfied
+                } else {
+                    dep_limit(format!("osd.{id} on {dev} to come up"), 600)
+                };
+            }
+        }
+        let Some(disk) = disks.iter().find(|d| &d.path == path) else {
+            return Eval::Fatal(format!("disk {dev} ({path}) not found on {me} (lsblk)"));
+        };
+        if disk.holds_root() {
+            return Eval::Fatal(format!(
+                "refusing {dev} on {me}: it is the boot device (holds the root file system)"
+            ));
+        }
+        let mut reasons = disk.in_use_reasons();
+        for s in obs.signatures.get(path).into_iter().flatten() {
+            let r = format!("{s} signature");
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        if let Some((id, f)) = volumes.get(path) {
+            reasons.push(format!("osd.{id} of another Ceph cluster (fsid {f})"));
+        }
+        if reasons.is_empty() {
+            return Eval::Ready(Action {
+                step: step.clone(),
+                kind: ActionKind::OsdCreate {
+                    device: dev.to_string(),
+                    cmd: Cmd::new(
+                        {
+                            let mut c = CommandLine::new("pveceph").args(["osd", "create", dev]);
+                            if let Some(class) = &osd.device_class {
+                                c = c.opt("crush-device-class", class.clone());
+                            }
+                            c
+                        },
+                        900,
+                    ),
+                },
+                verify: Verify::Step,
+                verify_secs: 120,
+            });
+        }
+        let why = reasons.join(", ");
+        if self.state.osd_started.contains_key(dev) {
+            return Eval::Fatal(format!(
+                "{dev} on {me} carries {why} after an interrupted `pveceph osd create` by hcikit; \
+                 not zapping a disk an OSD of ours may use: check it and zap it by hand"
+            ));
+        }
+        if !osd.wipe {
+            return Eval::Fatal(format!(
+                "refusing to use {dev} on {me} for an OSD: it is not blank ({why}); \
+                 set wipe = true for this disk in the spec to let hcikit zap it"
+            ));
+        }
+        if self
+            .state
+            .zaps
+            .get(dev)
+            .is_some_and(|z| z.done_ms.is_some())
+        {
+            return Eval::Fatal(format!(
+                "{dev} on {me} still carries {why} after hcikit zapped it once; not zapping again"
+            ));
+        }
+        Eval::Ready(Action {
+            step: step.clone(),
+            kind: ActionKind::Zap {
+                device: dev.to_string(),
+                cmd: Cmd::new(
+                    CommandLine::new("ceph-volume").args(["lvm", "zap", dev, "--destroy"]),
+                    600,
+                ),
+            },
+            verify: Verify::DiskBlank(dev.to_string()),
+            verify_secs: 30,
+        })
+    }
+
+    /// `Some(wait)` until OSDs are up on `size` hosts.
+    fn enough_osd_hosts(&self, size: u8) -> Option<Eval> {
+        let Some(tree) = &self.obs.osd_tree else {
+            return Some(unobserved("OSD tree"));
+        };
+        let up = tree.hosts_with_up_osd();
+        if up < size as usize {
+            return Some(dep(format!("OSDs up on {size} hosts ({up} so far)")));
+        }
+        None
+    }
+
+    fn eval_pool(&self, step: &Step, name: &str) -> Eval {
+        let ceph = self.plan.ceph.as_ref().expect("ceph");
+        let Some(p) = ceph.pools.iter().find(|p| p.name == name) else {
+            return Eval::Fatal(format!("pool {name} is not in the plan"));
+        };
+        let (Some(pools), Some(storages)) = (&self.obs.pools, &self.obs.storages) else {
+            return unobserved("pools and storages");
+        };
+        if let Some(have) = pools.iter().find(|x| x.name == name) {
+            if have.size != p.size || have.min_size != p.min_size {
+                return Eval::Fatal(format!(
+                    "pool {name} exists with size {}/{} but the plan says {}/{}",
+                    have.size, have.min_size, p.size, p.min_size
+                ));
+            }
+            if p.add_storage && !storages.contains(name) {
+                // The pool task can fail after creating the pool (exit 0 either way).
+                return run(
+                    step.clone(),
+                    CommandLine::new("pvesh")
+                        .args(["create", "/storage"])
+                        .opt("storage", name)
+                        .opt("type", "rbd")
+                        .opt("pool", name)
+                        .opt("content", "images,rootdir")
+                        .opt("krbd", "0"),
+                    60,
+                    20,
+                );
+            }
+            return Eval::Satisfied;
+        }
+        if let Some(e) = self.enough_osd_hosts(p.size) {
+            return e;
+        }
+        let mut c = CommandLine::new("pveceph")
+            .args(["pool", "create", name])
+            .opt("size", p.size.to_string())
+            .opt("min_size", p.min_size.to_string())
+            .opt("pg_autoscale_mode", p.pg_autoscale_mode.clone());
+        if let Some(n) = p.pg_num {
+            c = c.opt("pg_num", n.to_string());
+        }
+        c = c
+            .opt("application", p.application.clone())
+            .opt("add_storages", if p.add_storage { "1" } else { "0" });
+        run(step.clone(), c, 300, 60)
+    }
+
+    fn eval_fs(&self, step: &Step, name: &str) -> Eval {
+        let ceph = self.plan.ceph.as_ref().expect("ceph");
+        let Some(f) = ceph.cephfs.iter().find(|f| f.name == name) else {
+            return Eval::Fatal(format!("CephFS {name} is not in the plan"));
+        };
+        let (Some(mds), Some(storages)) = (&self.obs.mds, &self.obs.storages) else {
+            return unobserved("MDS map and storages");
+        };
+        if mds.filesystems.contains_key(name) {
+            if f.add_storage && !storages.contains(name) {
+                if mds.filesystems[name].is_empty() {
+                    return dep(format!("an active MDS for {name}"));
+                }
+                return run(
+                    step.clone(),
+                    CommandLine::new("pvesh")
+                        .args(["create", "/storage"])
+                        .opt("storage", name)
+                        .opt("type", "cephfs")
+                        .opt("fs-name", name)
+                        .opt("content", "backup,iso,vztmpl"),
+                    60,
+                    20,
+                );
+            }
+            return Eval::Satisfied;
+        }
+        if let Some(e) = self.enough_osd_hosts(ceph.size) {
+            return e;
+        }
+        if mds.standbys.is_empty() {
+            return dep("a standby MDS (pveceph fs create needs one)");
+        }
+        run(
+            step.clone(),
+            CommandLine::new("pveceph")
+                .args(["fs", "create"])
+                .opt("name", name)
+                .opt("pg_num", f.pg_num.to_string())
+                .opt("add-storage", if f.add_storage { "1" } else { "0" }),
+            300,
+            60,
+        )
+    }
+
+    fn eval_ha(&self, step: &Step, name: &str) -> Eval {
+        let plan = self.plan;
+        let Some(g) = plan.ha.groups.iter().find(|g| g.name == name) else {
+            return Eval::Fatal(format!("HA group {name} is not in the plan"));
+        };
+        let nodes = g
+            .nodes
+            .iter()
+            .map(|n| match n.priority {
+                Some(p) => format!("{}:{p}", n.node),
+                None => n.node.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        if plan.ha.mode == "rules" {
+            let Some(have) = &self.obs.ha_rules else {
+                return unobserved("HA rules");
+            };
+            if have.contains(name) {
+                return Eval::Satisfied;
+            }
+            let resources: Vec<_> = plan
+                .ha
+                .resources
+                .iter()
+                .filter(|r| r.group.as_deref() == Some(name))
+                .map(|r| r.sid.clone())
+                .collect();
+            let mut c = CommandLine::new("ha-manager")
+                .args(["rules", "add", "node-affinity", name])
+                .opt("resources", resources.join(","))
+                .opt("nodes", nodes)
+                .opt("strict", if g.restricted { "1" } else { "0" });
+            if let Some(a) = &g.comment {
+                c = c.opt("comment", a.clone());
+            }
+            return run(step.clone(), c, 60, 20);
+        }
+        let Some(have) = &self.obs.ha_groups else {
+            return unobserved("HA groups");
+        };
+        if have.contains(name) {
+            return Eval::Satisfied;
+        }
+        let mut c = CommandLine::new("ha-manager")
+            .args(["groupadd", name])
+            .opt("nodes", nodes)
+            .opt("restricted", if g.restricted { "1" } else { "0" })
+            .opt("nofailback", if g.nofailback { "1" } else { "0" });
+        if let Some(a) = &g.comment {
+            c = c.opt("comment", a.clone());
+        }
+        run(step.clone(), c, 60, 20)
+    }
+
+    fn eval_health(&self) -> Eval {
+        let ceph = self.plan.ceph.as_ref().expect("ceph");
+        let Some(s) = &self.obs.ceph else {
+            return unobserved("Ceph status");
+        };
+        let mons_ok = ceph.mons.iter().all(|m| s.quorum_names.contains(m));
+        let osds_ok = s.num_up_osds == ceph.osd_count && s.num_in_osds == ceph.osd_count;
+        if s.health == "HEALTH_OK" && mons_ok && osds_ok {
+            return Eval::Satisfied;
+        }
+        let mut why: Vec<String> = s.checks.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        if !osds_ok {
+            why.push(format!(
+                "{}/{} OSDs up, {} in",
+                s.num_up_osds, ceph.osd_count, s.num_in_osds
+            ));
+        }
+        if !mons_ok {
+            why.push(format!("monitors in quorum: {}", s.quorum_names.join(",")));
+        }
+        dep_limit(
+            format!("HEALTH_OK (now {}: {})", s.health, why.join("; ")),
+            self.plan.firstboot.health_timeout_secs,
+        )
+    }
+}
+
+/// Which facts the run should observe next: the pending steps up to the first pending
+/// non-floating one, plus (with `floating`) every pending floating step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interest {
+    pub peers: bool,
+    pub local_cluster: bool,
+    pub founder_cluster: bool,
+    pub ceph_local: bool,
+    pub ceph_status: bool,
+    pub mons: bool,
+    pub mgrs: bool,
+    pub osd_tree: bool,
+    pub mds: bool,
+    pub pools: bool,
+    pub storages: bool,
+    pub disks: bool,
+    pub options: bool,
+    pub ha: bool,
+    pub smtp: bool,
+    pub matchers: bool,
+    pub realms: bool,
+    pub bootstrap: bool,
+}
+
+pub fn interest(plan: &Plan, me: &Node, state: &State, floating: bool) -> Interest {
+    let mut i = Interest::default();
+    let mut reached_barrier = false;
+    for step in steps_for(plan, me) {
+        if state.is_done(&step.id()) {
+            continue;
+        }
+        if reached_barrier && !(floating && step.floating()) {
+            continue;
+        }
+        if !step.floating() {
+            reached_barrier = true;
+        } else if !floating && !reached_barrier {
+            continue;
+        }
+        add_interest(&mut i, &step);
+    }
+    i
+}
+
+/// The facts one step's evaluation needs.
+pub fn add_interest(i: &mut Interest, step: &Step) {
+    let ceph = |i: &mut Interest| {
+        i.ceph_local = true;
+        i.ceph_status = true;
+    };
+    match step {
+        Step::Peers => {
+            i.peers = true;
+            i.ceph_local = true;
+        }
+        Step::CreateCluster | Step::ClusterComplete => i.local_cluster = true,
+        Step::JoinCluster => {
+            i.local_cluster = true;
+            i.founder_cluster = true;
+        }
+        Step::CephPackages | Step::CephInit => i.ceph_local = true,
+        Step::Mon => {
+            ceph(i);
+            i.mons = true;
+        }
+        Step::Mgr => {
+            ceph(i);
+            i.mgrs = true;
+        }
+        Step::Osd(_) => {
+            ceph(i);
+            i.osd_tree = true;
+            i.disks = true;
+        }
+        Step::Mds => {
+            ceph(i);
+            i.mds = true;
+        }
+        Step::Pool(_) => {
+            ceph(i);
+            i.pools = true;
+            i.storages = true;
+            i.osd_tree = true;
+        }
+        Step::CephFs(_) => {
+            ceph(i);
+            i.mds = true;
+            i.storages = true;
+            i.osd_tree = true;
+        }
+        Step::Health => ceph(i),
+        Step::Options => i.options = true,
+        Step::HaGroup(_) => i.ha = true,
+        Step::Smtp(_) => i.smtp = true,
+        Step::Matcher(_) | Step::DefaultMatcher => i.matchers = true,
+        Step::Realm(_) => i.realms = true,
+        Step::TestMail(_) | Step::ReadyMail => {}
+        Step::RevokeBootstrap | Step::DropBootstrapKey => i.bootstrap = true,
+    }
+}

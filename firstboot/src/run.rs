@@ -1,0 +1,570 @@
+//! The cluster run: observe through the [`Host`], decide with [`decide::decide`], act,
+//! verify, record. Every command's exit code is treated as a hint only; a step counts as
+//! done when a fresh observation shows it (reference §1.8).
+
+use crate::decide::{
+    self, add_interest, decide, interest, Action, ActionKind, Cmd, Decision, Eval, Interest,
+    Observed, Step, Verify, BOOTSTRAP_KEY, BOOTSTRAP_PUB, CEPH_BINARIES, CEPH_INSTALL_FLAG,
+    CLUSTER_AUTHORIZED_KEYS, KNOWN_HOSTS,
+};
+use crate::host::{CommandLine, Host, Output, REDACTED};
+use crate::layout::STATE_FILE;
+use crate::observe;
+use crate::plan::{Node, Plan};
+use crate::state::{PeerState, State, ZapRecord};
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+/// Timeout of read-only queries (s).
+const QUERY_TIMEOUT: u64 = 30;
+/// Re-observation interval while verifying a step (ms).
+const VERIFY_POLL_MS: u64 = 1_000;
+/// Where a failure mail is handed to the local mail system (root's mail goes to the
+/// notification system through `proxmox-mail-forward`).
+pub const SENDMAIL: &str = "/usr/sbin/sendmail";
+/// Exists once notifications are configured cluster-wide.
+pub const NOTIFICATIONS_CFG: &str = "/etc/pve/notifications.cfg";
+
+fn query(h: &dyn Host, line: CommandLine) -> Option<String> {
+    match h.run(&line, None, Duration::from_secs(QUERY_TIMEOUT)) {
+        Ok(o) if o.success() => Some(o.stdout),
+        Ok(o) => {
+            tracing::debug!(command = %line.display(), code = o.code, err = %o.tail(), "query failed");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(command = %line.display(), "query failed: {e:#}");
+            None
+        }
+    }
+}
+
+fn pvesh_get(path: &str) -> CommandLine {
+    CommandLine::new("pvesh")
+        .args(["get", path])
+        .opt("output-format", "json")
+}
+
+fn ceph_json(args: &[&str]) -> CommandLine {
+    CommandLine::new("ceph")
+        .args(args.iter().copied())
+        .args(["-f", "json"])
+        .opt("connect-timeout", "10")
+}
+
+/// `ssh` with the bootstrap key and the pinned host keys: no trust on first use.
+pub fn ssh(ip: &str, remote: CommandLine) -> CommandLine {
+    CommandLine::new("ssh")
+        .args(["-i", BOOTSTRAP_KEY])
+        .args(["-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=yes"])
+        .args([
+            "-o".to_string(),
+            format!("UserKnownHostsFile={KNOWN_HOSTS}"),
+        ])
+        .args(["-o", "ConnectTimeout=10"])
+        .arg(format!("root@{ip}"))
+        .args(
+            remote
+                .argv()
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+}
+
+/// Gathers the facts `want` asks for.
+pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observed {
+    let mut o = Observed {
+        now_ms: h.now_ms(),
+        corosync_conf: h.exists("/etc/pve/corosync.conf"),
+        bootstrap_key_present: h.exists(BOOTSTRAP_KEY),
+        ..Observed::default()
+    };
+    if want.peers && !o.corosync_conf {
+        for peer in plan.nodes.iter().filter(|n| n.name != me.name) {
+            for a in &peer.addresses {
+                o.reach
+                    .insert((peer.name.clone(), a.network.clone()), h.reachable(&a.ip));
+            }
+        }
+    }
+    if want.ceph_local || want.ceph_status {
+        o.ceph_binaries = CEPH_BINARIES.iter().all(|b| h.exists(b));
+        o.ceph_install_flag = h.exists(CEPH_INSTALL_FLAG);
+        o.ceph_conf = h
+            .read("/etc/pve/ceph.conf")
+            .ok()
+            .flatten()
+            .map(|b| observe::ceph_conf(&String::from_utf8_lossy(&b)));
+    }
+    if want.local_cluster || want.founder_cluster {
+        o.local_cluster =
+            query(h, pvesh_get("/cluster/status")).and_then(|s| observe::cluster_status(&s).ok());
+    }
+    let member = o
+        .local_cluster
+        .as_ref()
+        .is_some_and(|c| c.name.as_deref() == Some(plan.cluster.name.as_str()));
+    if want.founder_cluster && !member && me.name != plan.cluster.founder {
+        if let Some(f) = plan.node(&plan.cluster.founder) {
+            o.founder_cluster = query(h, ssh(&f.primary_ip, pvesh_get("/cluster/status")))
+                .and_then(|s| observe::cluster_status(&s).ok());
+        }
+    }
+    // Ceph queries hang without a monitor: ask only once ceph.conf names one.
+    let ceph_up = o.ceph_conf.as_ref().is_some_and(|c| !c.mon_host.is_empty());
+    if ceph_up {
+        if want.ceph_status {
+            o.ceph = query(h, ceph_json(&["-s"])).and_then(|s| observe::ceph_status(&s).ok());
+        }
+        if want.mons {
+            o.mons = query(h, ceph_json(&["mon", "dump"])).and_then(|s| observe::mon_dump(&s).ok());
+        }
+        if want.mgrs {
+            o.mgrs =
+                query(h, ceph_json(&["mgr", "dump"])).and_then(|s| observe::mgr_names(&s).ok());
+        }
+        if want.osd_tree {
+            o.osd_tree =
+                query(h, ceph_json(&["osd", "tree"])).and_then(|s| observe::osd_tree(&s).ok());
+        }
+        if want.mds {
+            o.mds = query(h, ceph_json(&["mds", "stat"])).and_then(|s| observe::mds_stat(&s).ok());
+        }
+        if want.pools {
+            o.pools = query(h, ceph_json(&["osd", "pool", "ls", "detail"]))
+                .and_then(|s| observe::pools(&s).ok());
+        }
+    }
+    if want.storages {
+        o.storages =
+            query(h, pvesh_get("/storage")).and_then(|s| observe::names(&s, "storage").ok());
+    }
+    if want.disks && ceph_up {
+        observe_disks(h, me, &mut o);
+    }
+    if want.options {
+        o.options =
+            query(h, pvesh_get("/cluster/options")).and_then(|s| observe::cluster_options(&s).ok());
+    }
+    if want.ha {
+        if plan.ha.mode == "rules" {
+            o.ha_rules = query(h, pvesh_get("/cluster/ha/rules"))
+                .and_then(|s| observe::names(&s, "rule").ok());
+        } else {
+            o.ha_groups = query(h, pvesh_get("/cluster/ha/groups"))
+                .and_then(|s| observe::names(&s, "group").ok());
+        }
+    }
+    if want.smtp {
+        o.smtp = query(h, pvesh_get("/cluster/notifications/endpoints/smtp"))
+            .and_then(|s| observe::names(&s, "name").ok());
+    }
+    if want.matchers {
+        o.matchers = query(h, pvesh_get("/cluster/notifications/matchers"))
+            .and_then(|s| observe::matchers(&s).ok());
+    }
+    if want.realms {
+        o.realms =
+            query(h, pvesh_get("/access/domains")).and_then(|s| observe::names(&s, "realm").ok());
+    }
+    if want.bootstrap {
+        o.bootstrap_authorized = Some(match h.read(CLUSTER_AUTHORIZED_KEYS) {
+            Ok(Some(b)) => {
+                let pub_key = bootstrap_key_body(h);
+                String::from_utf8_lossy(&b)
+                    .lines()
+                    .any(|l| is_bootstrap_line(l, pub_key.as_deref()))
+            }
+            Ok(None) => false,
+            Err(_) => return o,
+        });
+    }
+    o
+}
+
+fn observe_disks(h: &dyn Host, me: &Node, o: &mut Observed) {
+    let lsblk = CommandLine::new("lsblk")
+        .arg("--json")
+        .args(["-o", "NAME,PATH,TYPE,FSTYPE,MOUNTPOINT,PTTYPE"]);
+    o.lsblk = query(h, lsblk).and_then(|s| observe::lsblk(&s).ok());
+    o.volumes = query(
+        h,
+        CommandLine::new("ceph-volume")
+            .args(["lvm", "list"])
+            .opt("format", "json"),
+    )
+    .and_then(|s| observe::ceph_volume_list(&s).ok());
+    for osd in &me.osds {
+        let Ok(path) = h.resolve(&osd.device) else {
+            continue;
+        };
+        let sig = query(
+            h,
+            CommandLine::new("wipefs").args(["--no-act", "--json", &path]),
+        )
+        .and_then(|s| observe::wipefs(&s).ok());
+        if let Some(sig) = sig {
+            o.signatures.insert(path.clone(), sig);
+        }
+        o.resolved.insert(osd.device.clone(), path);
+    }
+}
+
+/// The key material (second field) of the bootstrap public key, if its file is here.
+fn bootstrap_key_body(h: &dyn Host) -> Option<String> {
+    let b = h.read(BOOTSTRAP_PUB).ok()??;
+    String::from_utf8_lossy(&b)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+}
+
+fn is_bootstrap_line(line: &str, body: Option<&str>) -> bool {
+    match body {
+        Some(b) => line.split_whitespace().any(|f| f == b),
+        None => line.trim_end().ends_with("hcikit-bootstrap"),
+    }
+}
+
+/// What the run would do now, for `plan --dry-run`.
+pub fn dry_run(h: &dyn Host, plan: &Plan, me: &str) -> Result<Vec<String>> {
+    let node = plan
+        .node(me)
+        .with_context(|| format!("node {me} is not in the plan"))?;
+    let state = State::load(h, STATE_FILE, me)?;
+    let obs = observe(h, plan, node, &interest(plan, node, &state, true));
+    Ok(match decide(plan, node, &obs, &state) {
+        Decision::Done => vec!["nothing to do: every step is done".into()],
+        Decision::Record(s) => vec![format!("record {} as done (already in place)", s.id())],
+        Decision::Act(a) => vec![format!("{}: {}", a.step.id(), a.describe())],
+        Decision::Wait { step, wait } => vec![format!("{}: wait for {}", step.id(), wait.reason)],
+        Decision::Fail { step, error } => vec![format!("{}: would fail: {error}", step.id())],
+    })
+}
+
+struct Runner<'a> {
+    h: &'a dyn Host,
+    plan: &'a Plan,
+    me: &'a Node,
+    state: State,
+    last_line: String,
+}
+
+/// The reconcile loop of node `me`, until every step is done (Ok) or one is fatal (Err).
+pub fn run(h: &dyn Host, plan: &Plan, me: &str) -> Result<()> {
+    let node = plan
+        .node(me)
+        .with_context(|| format!("node {me} is not in the plan"))?;
+    anyhow::ensure!(
+        plan.format == crate::plan::PLAN_FORMAT,
+        "plan format {} is not the one this agent understands ({})",
+        plan.format,
+        crate::plan::PLAN_FORMAT
+    );
+    let state = State::load(h, STATE_FILE, me)?;
+    let mut r = Runner {
+        h,
+        plan,
+        me: node,
+        state,
+        last_line: String::new(),
+    };
+    r.state.failed = None;
+    r.state.finished = false;
+    r.save()?;
+    r.report(&format!("{me}: first-boot cluster run started"));
+    r.run_loop()
+}
+
+impl Runner<'_> {
+    fn save(&mut self) -> Result<()> {
+        self.state.save(self.h, STATE_FILE)
+    }
+
+    fn report(&mut self, line: &str) {
+        if line != self.last_line {
+            self.h.report(line);
+            self.last_line = line.to_string();
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
+        loop {
+            let want = interest(self.plan, self.me, &self.state, false);
+            let mut obs = observe(self.h, self.plan, self.me, &want);
+            let mut d = decide(self.plan, self.me, &obs, &self.state);
+            if matches!(d, Decision::Wait { .. }) {
+                // Blocked: look at the floating steps too, which may run meanwhile.
+                let more = interest(self.plan, self.me, &self.state, true);
+                if more != want {
+                    obs = observe(self.h, self.plan, self.me, &more);
+                    d = decide(self.plan, self.me, &obs, &self.state);
+                }
+            }
+            self.record_peers(&obs);
+            match d {
+                Decision::Done => {
+                    self.state.finished = true;
+                    self.state.step = None;
+                    self.state.doing = None;
+                    self.state.waiting_for = None;
+                    self.save()?;
+                    let me = self.me.name.clone();
+                    self.report(&format!("{me}: first boot complete"));
+                    return Ok(());
+                }
+                Decision::Record(step) => {
+                    tracing::info!(step = %step.id(), "already done; recording");
+                    self.mark_done(&step);
+                    self.save()?;
+                }
+                Decision::Wait { step, wait } => {
+                    let id = step.id();
+                    let now = obs.now_ms;
+                    self.state.wait_since.entry(id.clone()).or_insert(now);
+                    let changed = self.state.step.as_deref() != Some(&id)
+                        || self.state.waiting_for.as_deref() != Some(&wait.reason);
+                    self.state.step = Some(id.clone());
+                    self.state.doing = None;
+                    self.state.waiting_for = Some(wait.reason.clone());
+                    if changed {
+                        self.save()?;
+                    }
+                    let me = self.me.name.clone();
+                    self.report(&format!("{me}: {id}: waiting for {}", wait.reason));
+                    self.h.sleep(Duration::from_millis(wait.poll_ms));
+                }
+                Decision::Fail { step, error } => {
+                    let id = step.id();
+                    let msg = format!("{}: step {id} failed: {error}", self.me.name);
+                    self.state.step = Some(id.clone());
+                    self.state.failed = Some(error.clone());
+                    self.state.last_error = Some(error.clone());
+                    self.save()?;
+                    self.report(&msg);
+                    self.failure_mail(&id, &error);
+                    bail!("{msg}");
+                }
+                Decision::Act(action) => self.perform(action)?,
+            }
+        }
+    }
+
+    fn record_peers(&mut self, obs: &Observed) {
+        for ((peer, net), ok) in &obs.reach {
+            let ip = self
+                .plan
+                .node(peer)
+                .and_then(|n| n.address_on(net))
+                .map(|a| a.ip.clone())
+                .unwrap_or_default();
+            self.state.peers.insert(
+                format!("{peer}/{net}"),
+                PeerState {
+                    node: peer.clone(),
+                    network: net.clone(),
+                    ip,
+                    reachable: *ok,
+                    checked_ms: obs.now_ms,
+                },
+            );
+        }
+    }
+
+    fn mark_done(&mut self, step: &Step) {
+        let id = step.id();
+        self.state.done.insert(id.clone());
+        self.state.attempts.remove(&id);
+        self.state.wait_since.remove(&id);
+        self.state.waiting_for = None;
+        self.state.doing = None;
+    }
+
+    fn perform(&mut self, action: Action) -> Result<()> {
+        let id = action.step.id();
+        let now = self.h.now_ms();
+        self.state.step = Some(id.clone());
+        self.state.doing = Some(action.describe());
+        self.state.waiting_for = None;
+        // Record intent first: after a crash, the state says what may have happened.
+        match &action.kind {
+            ActionKind::Zap { device, .. } => {
+                let z = self.state.zaps.entry(device.clone()).or_insert(ZapRecord {
+                    started_ms: now,
+                    done_ms: None,
+                });
+                z.started_ms = now;
+            }
+            ActionKind::OsdCreate { device, .. } => {
+                self.state.osd_started.insert(device.clone(), now);
+            }
+            _ => {}
+        }
+        self.save()?;
+        let me = self.me.name.clone();
+        tracing::info!(step = %id, action = %action.describe(), "running step");
+        self.report(&format!("{me}: {id}: {}", action.describe()));
+        let outcome = match &action.kind {
+            ActionKind::Run(c)
+            | ActionKind::Zap { cmd: c, .. }
+            | ActionKind::OsdCreate { cmd: c, .. } => self.exec(c),
+            ActionKind::RevokeBootstrap => self.revoke().map(|_| None),
+            ActionKind::DropBootstrapKey => self.drop_key().map(|_| None),
+        };
+        let (out, err) = match outcome {
+            Ok(out) => (out, None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let ok = err.is_none() && self.verify(&action, out.as_ref());
+        self.h.verified(&id, ok);
+        if ok {
+            if let ActionKind::Zap { device, .. } = &action.kind {
+                if let Some(z) = self.state.zaps.get_mut(device) {
+                    z.done_ms = Some(self.h.now_ms());
+                }
+                self.state.attempts.remove(&id);
+            } else {
+                self.mark_done(&action.step);
+            }
+            self.save()?;
+            return Ok(());
+        }
+        let n = {
+            let a = self.state.attempts.entry(id.clone()).or_insert(0);
+            *a += 1;
+            *a
+        };
+        let detail = match (&err, &out) {
+            (Some(e), _) => e.clone(),
+            (None, Some(o)) if !o.success() => format!(
+                "`{}` {}: {}",
+                action.describe(),
+                if o.timed_out {
+                    "timed out".to_string()
+                } else {
+                    format!("exited {}", o.code)
+                },
+                o.tail()
+            ),
+            (None, Some(o)) => format!(
+                "`{}` exited 0 but the result did not show up: {}",
+                action.describe(),
+                o.tail()
+            ),
+            (None, None) => format!("{} did not take effect", action.describe()),
+        };
+        let detail = self.scrub(&action, &detail);
+        tracing::warn!(step = %id, attempt = n, "{detail}");
+        self.state.last_error = Some(detail.clone());
+        self.save()?;
+        self.report(&format!("{me}: {id}: attempt {n} failed: {detail}"));
+        self.h
+            .sleep(Duration::from_millis(decide::retry_ms(self.plan, n)));
+        Ok(())
+    }
+
+    /// Removes secret values from a message, whatever echoed them.
+    fn scrub(&self, action: &Action, msg: &str) -> String {
+        let mut m = msg.to_string();
+        let cmd = match &action.kind {
+            ActionKind::Run(c)
+            | ActionKind::Zap { cmd: c, .. }
+            | ActionKind::OsdCreate { cmd: c, .. } => c,
+            _ => return m,
+        };
+        if let Ok(real) = cmd.line.materialize(self.h) {
+            for s in real.secrets().filter(|s| !s.is_empty()) {
+                m = m.replace(s, REDACTED);
+            }
+        }
+        m
+    }
+
+    fn exec(&mut self, c: &Cmd) -> Result<Option<Output>> {
+        let line = c.line.materialize(self.h)?;
+        let out = self.h.run(
+            &line,
+            c.stdin.as_deref(),
+            Duration::from_secs(c.timeout_secs),
+        )?;
+        Ok(Some(out))
+    }
+
+    fn verify(&mut self, action: &Action, out: Option<&Output>) -> bool {
+        let failed_exit = out.is_some_and(|o| !o.success());
+        match &action.verify {
+            Verify::ExitZero => out.is_some_and(Output::success),
+            v => {
+                let mut want = Interest::default();
+                add_interest(&mut want, &action.step);
+                let deadline = self.h.now_ms() + action.verify_secs * 1000;
+                loop {
+                    let obs = observe(self.h, self.plan, self.me, &want);
+                    let ok = match v {
+                        Verify::DiskBlank(dev) => decide::disk_blank(&obs, dev),
+                        _ => matches!(
+                            decide::evaluate(self.plan, self.me, &obs, &self.state, &action.step),
+                            Eval::Satisfied
+                        ),
+                    };
+                    // A non-zero exit is believed at once; a zero exit only once seen.
+                    if ok || failed_exit || self.h.now_ms() >= deadline {
+                        return ok;
+                    }
+                    self.h.sleep(Duration::from_millis(VERIFY_POLL_MS));
+                }
+            }
+        }
+    }
+
+    fn revoke(&mut self) -> Result<()> {
+        let body = bootstrap_key_body(self.h);
+        if let Some(b) = self.h.read(CLUSTER_AUTHORIZED_KEYS)? {
+            let text = String::from_utf8_lossy(&b);
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !is_bootstrap_line(l, body.as_deref()))
+                .collect();
+            let mut out = kept.join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            self.h
+                .write_atomic(CLUSTER_AUTHORIZED_KEYS, out.as_bytes(), 0o600)
+                .context("rewriting the cluster's authorized_keys")?;
+        }
+        self.drop_key()
+    }
+
+    fn drop_key(&mut self) -> Result<()> {
+        self.h.remove(BOOTSTRAP_KEY)?;
+        self.h.remove(BOOTSTRAP_PUB)?;
+        Ok(())
+    }
+
+    /// On a fatal error: a mail naming node, step and error, through the local mail
+    /// system (root's mail reaches the notification targets via proxmox-mail-forward).
+    fn failure_mail(&mut self, step: &str, error: &str) {
+        if !self.h.exists(NOTIFICATIONS_CFG) {
+            return;
+        }
+        let me = &self.me.name;
+        let body = format!(
+            "To: root\nSubject: hcikit: first boot of {me} failed at {step}\n\n\
+             Cluster: {}\nNode: {me}\nStep: {step}\nError: {error}\n\n\
+             The run retries on the next boot; `hcikit-firstboot status` on {me} shows details.\n",
+            self.plan.cluster.name
+        );
+        let line = CommandLine::new(SENDMAIL).arg("-t");
+        match self
+            .h
+            .run(&line, Some(body.as_bytes()), Duration::from_secs(60))
+        {
+            Ok(o) if o.success() => {}
+            Ok(o) => tracing::warn!("failure mail not sent: {}", o.tail()),
+            Err(e) => tracing::warn!("failure mail not sent: {e:#}"),
+        }
+    }
+}

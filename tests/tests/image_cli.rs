@@ -1,0 +1,280 @@
+//! `hcikit build` / `hcikit inspect` through the real binary: exit codes, messages, no
+//! half-written outputs, the secrets seed, and the minipc example end to end.
+
+mod image_support;
+
+use image_support::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// `target/debug/hcikit`, built once per test run (the test crate does not build other
+/// packages' binaries by itself).
+fn hcikit_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "hcikit", "--bin", "hcikit"])
+            .current_dir(hcikit_tests::workspace_root())
+            .status()
+            .expect("running cargo build");
+        assert!(st.success(), "cargo build of hcikit failed");
+        let exe = std::env::current_exe().unwrap();
+        // target/debug/deps/image_cli-… → target/debug/hcikit
+        exe.parent().unwrap().parent().unwrap().join("hcikit")
+    })
+}
+
+struct Case {
+    fx: Fixture,
+    spec: PathBuf,
+    out: PathBuf,
+    cache: PathBuf,
+}
+
+/// The minipc example with a small image, in a temp folder.
+fn case() -> Case {
+    let fx = Fixture::new();
+    let ex = hcikit_tests::workspace_root().join("examples");
+    let mut spec = std::fs::read_to_string(ex.join("minipc.toml")).unwrap();
+    spec.push_str("\n[image]\ndisk-size = \"4608M\"\nesp-size = \"256M\"\nkernel-cmdline = [\"console=ttyS0\"]\n");
+    let spec_path = fx.dir.path().join("minipc.toml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let secrets = fx.dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for e in std::fs::read_dir(ex.join("secrets")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), secrets.join(e.file_name())).unwrap();
+    }
+    Case {
+        out: fx.dir.path().join("out"),
+        cache: fx.dir.path().join("cache"),
+        spec: spec_path,
+        fx,
+    }
+}
+
+impl Case {
+    fn cmd(&self) -> Command {
+        self.cmd_with(&self.out, &self.fx.agent)
+    }
+    fn cmd_with(&self, out: &Path, agent: &Path) -> Command {
+        let mut c = Command::new(hcikit_bin());
+        c.arg("build")
+            .arg(&self.spec)
+            .arg("-o")
+            .arg(out)
+            .arg("--cache")
+            .arg(&self.cache)
+            .arg("--agent")
+            .arg(agent)
+            .env("HCIKIT_OVERLAYS", &self.fx.overlays)
+            .env("SOURCE_DATE_EPOCH", EPOCH.to_string());
+        c
+    }
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().expect("running hcikit");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn assert_no_outputs(out: &Path) {
+    if let Ok(rd) = std::fs::read_dir(out) {
+        let names: Vec<String> = rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.is_empty(),
+            "left behind in the output folder: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn builds_the_minipc_example_and_inspects_it() {
+    let c = case();
+    let (code, stdout, stderr) = run(c
+        .cmd()
+        .args(["--base"])
+        .arg(&c.fx.base)
+        .args(["--format", "zst", "--node", "mini2"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("mini2"), "{stdout}");
+    for f in [
+        "mini2.img.zst",
+        "mini2.img.bmap",
+        "SHA256SUMS",
+        "manifest.json",
+    ] {
+        assert!(c.out.join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        !c.out.join("mini1.img.zst").exists(),
+        "--node builds only that node"
+    );
+    // The seed is created next to the spec, private.
+    let seed = c.fx.dir.path().join("minipc.secrets-seed");
+    assert_eq!(
+        std::fs::metadata(&seed).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let seed_text = std::fs::read_to_string(&seed).unwrap();
+    assert!(!stdout.contains(seed_text.trim()) && !stderr.contains(seed_text.trim()));
+
+    let (code, json, err) = run(Command::new(hcikit_bin())
+        .arg("inspect")
+        .arg(c.out.join("mini2.img.zst"))
+        .arg("--json"));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["node"], "mini2");
+    assert_eq!(r["plan"]["cluster"], "minipc");
+    assert_eq!(r["sha256sums-match"], true);
+    assert_eq!(r["partitions"][1]["name"], "root");
+    let secrets: Vec<&str> = r["node-files"][0]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        secrets.contains(&"/etc/hcikit/secrets/root-password-hash"),
+        "{secrets:?}"
+    );
+    let (code, text, _) = run(Command::new(hcikit_bin())
+        .arg("inspect")
+        .arg(c.out.join("mini2.img.zst")));
+    assert_eq!(code, 0);
+    assert!(text.contains("node      mini2"), "{text}");
+    for shown in [&json, &text] {
+        assert!(
+            !shown.contains("$6$hcikitdemo"),
+            "a secret value was printed"
+        );
+        assert!(!shown.contains("PRIVATE KEY"), "a private key was printed");
+    }
+
+    // Same inputs again: the root comes from the cache and the bytes are identical.
+    let first = std::fs::read(c.out.join("mini2.img.zst")).unwrap();
+    let (code, stdout, stderr) = run(c
+        .cmd()
+        .args(["--base"])
+        .arg(&c.fx.base)
+        .args(["--format", "zst", "--node", "mini2"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("from cache"), "{stdout}");
+    assert!(std::fs::read(c.out.join("mini2.img.zst")).unwrap() == first);
+}
+
+fn expect_failure(c: &Case, cmd: &mut Command, code: i32, needle: &str) {
+    let (got, stdout, stderr) = run(cmd);
+    assert_eq!(got, code, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_no_outputs(&c.out);
+}
+
+#[test]
+fn truncated_and_corrupt_bases_are_bad_input() {
+    let c = case();
+    let zst = c.fx.dir.path().join("base.tar.zst");
+    let full = zstd::encode_all(&tiny_rootfs_tar(true)[..], 3).unwrap();
+    std::fs::write(&zst, &full[..full.len() / 2]).unwrap();
+    expect_failure(
+        &c,
+        c.cmd().arg("--base").arg(&zst),
+        2,
+        "corrupt or truncated",
+    );
+
+    let tar = c.fx.dir.path().join("cut.tar");
+    let t = tiny_rootfs_tar(true);
+    std::fs::write(&tar, &t[..t.len() - 300_000]).unwrap();
+    expect_failure(
+        &c,
+        c.cmd().arg("--base").arg(&tar),
+        2,
+        "corrupt or truncated",
+    );
+
+    let junk = c.fx.dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![0x5a; 10_000]).unwrap();
+    expect_failure(
+        &c,
+        c.cmd().arg("--base").arg(&junk),
+        2,
+        "corrupt or truncated",
+    );
+
+    let gz = c.fx.dir.path().join("junk.tar.gz");
+    std::fs::write(&gz, b"not gzip at all").unwrap();
+    expect_failure(
+        &c,
+        c.cmd().arg("--base").arg(&gz),
+        2,
+        "corrupt or truncated",
+    );
+}
+
+#[test]
+fn a_base_without_a_kernel_is_bad_input() {
+    let c = case();
+    let nok = c.fx.dir.path().join("nokernel.tar");
+    std::fs::write(&nok, tiny_rootfs_tar(false)).unwrap();
+    expect_failure(&c, c.cmd().arg("--base").arg(&nok), 2, "base has no kernel");
+}
+
+#[test]
+fn an_unwritable_output_folder_is_bad_input() {
+    let c = case();
+    let file = c.fx.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut cmd = c.cmd_with(&file.join("out"), &c.fx.agent);
+    cmd.arg("--base").arg(&c.fx.base);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not writable"), "{stderr}");
+}
+
+#[test]
+fn missing_mke2fs_names_the_package() {
+    let c = case();
+    let mut cmd = c.cmd();
+    cmd.arg("--base")
+        .arg(&c.fx.base)
+        .env("PATH", c.fx.dir.path().join("empty-path"));
+    expect_failure(&c, &mut cmd, 1, "e2fsprogs");
+}
+
+#[test]
+fn a_missing_agent_is_reported() {
+    let c = case();
+    let mut cmd = c.cmd_with(&c.out, &c.fx.dir.path().join("no-agent"));
+    cmd.arg("--base").arg(&c.fx.base);
+    expect_failure(&c, &mut cmd, 2, "no-agent");
+}
+
+#[test]
+fn an_open_secrets_seed_is_refused() {
+    let c = case();
+    let seed = c.fx.dir.path().join("minipc.secrets-seed");
+    std::fs::write(&seed, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    expect_failure(&c, c.cmd().arg("--base").arg(&c.fx.base), 2, "chmod 600");
+    assert_eq!(
+        std::fs::read_to_string(&seed).unwrap(),
+        format!("{}\n", "ab".repeat(32)),
+        "never overwritten"
+    );
+}

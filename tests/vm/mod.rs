@@ -1,0 +1,87 @@
+//! The VM test harness: real base, real images, QEMU guests on loopback-only switches.
+//!
+//! Included by the `vm*` integration tests with `#[path]` (they are `#[ignore]`d and run
+//! by `just vm-test`).
+//!
+//! - [`qemu`]: the QEMU command line (pure) and a guard that owns a running guest.
+//! - this module: shared fixtures (cache folder, base listing, plan).
+
+#![allow(dead_code)]
+
+pub mod qemu;
+
+use std::path::PathBuf;
+
+/// Where the VM tests keep the built base between runs: `HCIKIT_VM_CACHE`, else
+/// `target/vm-cache` in the workspace.
+pub fn vm_cache_dir() -> PathBuf {
+    std::env::var_os("HCIKIT_VM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| hcikit_tests::workspace_root().join("target/vm-cache"))
+}
+
+/// A folder for one run's disks and logs, kept after the run (printed by the tests).
+pub fn run_dir(name: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let d = hcikit_tests::workspace_root()
+        .join("target/vm-runs")
+        .join(format!("{name}-{stamp}"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One entry of a tar listing.
+#[derive(Debug, Clone)]
+pub struct TarEntry {
+    /// Path without the leading `./`.
+    pub path: String,
+    pub size: u64,
+}
+
+/// Lists a plain tar with the `tar` crate.
+pub fn base_tar_listing(tar: &std::path::Path) -> Vec<TarEntry> {
+    let mut a = tar::Archive::new(std::fs::File::open(tar).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            TarEntry {
+                path: path.trim_start_matches("./").to_string(),
+                size: e.header().size().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// A Plan that asks for the default Debian base and nothing else of note (for building
+/// the base before the spec loader is involved).
+pub fn debian_plan() -> hcikit_firstboot::plan::Plan {
+    let json = serde_json::json!({
+        "format": 1,
+        "cluster": {
+            "name": "vmtest", "domain": "vm.test", "timezone": "UTC", "keyboard": "en-us",
+            "pve-major": 8, "ntp-servers": [], "admin-ssh-keys": [], "root-password": null,
+            "founder": "pve1", "join-order": []
+        },
+        "networks": [], "nodes": [],
+        "corosync": { "cluster-name": "vmtest", "links": [], "config-version": 1 },
+        "ceph": null,
+        "datacenter": { "options": {} },
+        "ha": { "mode": "groups", "groups": [], "resources": [] },
+        "notifications": { "smtp": [], "matchers": [], "default-matcher-targets": [],
+                           "report-target": null, "send-test": false },
+        "realms": [],
+        "firstboot": { "peer-timeout-secs": 600, "join-timeout-secs": 600,
+                       "health-timeout-secs": 1800, "backoff-secs": 2, "max-backoff-secs": 60,
+                       "ceph-install": "preinstalled" },
+        "image": { "disk-size": 4294967296u64, "esp-size": 268435456, "base": "debian",
+                   "base-file": null, "suite": "bookworm", "extra-packages": [],
+                   "kernel-cmdline": [], "boot-timeout-secs": 1 },
+        "steps": [], "warnings": []
+    });
+    serde_json::from_value(json).expect("fixture plan")
+}
