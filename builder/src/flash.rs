@@ -13,6 +13,7 @@ pub mod bmap;
 pub mod device;
 
 use crate::error::InputError;
+use crate::progress::Progress;
 use anyhow::{Context, Result};
 use bmap::Bmap;
 use device::{human_bytes, parse_mountinfo, parse_swaps, short_bytes, DevNum, MountEntry, Sysfs};
@@ -428,74 +429,6 @@ fn sniff(path: &Path) -> Result<Compression> {
     })
 }
 
-/// How to show progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// An indicatif bar (stdout is a terminal).
-    Bar,
-    /// A plain line every 10% (logs, pipes).
-    Lines,
-    Quiet,
-}
-
-struct Meter {
-    bar: Option<indicatif::ProgressBar>,
-    lines: bool,
-    what: &'static str,
-    total: u64,
-    done: u64,
-    next_tenth: u64,
-}
-
-impl Meter {
-    fn new(mode: Progress, what: &'static str, total: u64) -> Meter {
-        let bar = (mode == Progress::Bar).then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg:>9} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}",
-            ) {
-                b.set_style(style.progress_chars("=> "));
-            }
-            b.set_message(what);
-            b
-        });
-        Meter {
-            bar,
-            lines: mode == Progress::Lines,
-            what,
-            total,
-            done: 0,
-            next_tenth: 1,
-        }
-    }
-
-    fn add(&mut self, n: u64) {
-        self.done += n;
-        if let Some(b) = &self.bar {
-            b.inc(n);
-        }
-        if self.lines && self.total > 0 {
-            let tenth = self.done * 10 / self.total;
-            if tenth >= self.next_tenth {
-                println!(
-                    "{}: {}% ({} of {})",
-                    self.what,
-                    tenth * 10,
-                    short_bytes(self.done),
-                    short_bytes(self.total)
-                );
-                self.next_tenth = tenth + 1;
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish();
-        }
-    }
-}
-
 /// Reads image bytes by offset, from a raw file or (forward only) a zstd stream.
 enum Source {
     Raw(File),
@@ -577,7 +510,7 @@ impl Prepared {
             },
         };
         let total: u64 = self.extents.iter().map(|e| e.len).sum();
-        let mut meter = Meter::new(progress, "writing", total);
+        let task = progress.task(format!("writing {dev_shown}"), Some(total));
         let mut buf = vec![0u8; CHUNK];
         let dev = &self.target.file;
         for ext in &mut self.extents {
@@ -592,13 +525,12 @@ impl Prepared {
                 hasher.update(&buf[..n]);
                 dev.write_all_at(&buf[..n], off)
                     .with_context(|| format!("writing {} to {dev_shown}", ext.label))?;
-                meter.add(n as u64);
+                task.inc(n as u64);
                 off += n as u64;
             }
             let got: [u8; 32] = hasher.finalize().into();
             match ext.sha256 {
                 Some(want) if want != got => {
-                    meter.finish();
                     anyhow::bail!(
                         "{} of {image_shown} has sha256 {}, but the bmap says {}: the image is \
                          damaged or the bmap is for another image; {dev_shown} now holds a \
@@ -612,9 +544,14 @@ impl Prepared {
                 None => ext.sha256 = Some(got),
             }
         }
-        meter.finish();
         dev.sync_all()
             .with_context(|| format!("flushing {dev_shown} to disk"))?;
+        let ranges = self.extents.len();
+        task.finish(&format!(
+            "{} in {ranges} range{}, synced",
+            short_bytes(total),
+            if ranges == 1 { "" } else { "s" }
+        ));
         drop_cache(dev);
 
         verify_extents(dev, &dev_shown, &self.extents, progress)?;
@@ -650,7 +587,7 @@ pub fn verify_extents(
     progress: Progress,
 ) -> Result<()> {
     let total: u64 = extents.iter().map(|e| e.len).sum();
-    let mut meter = Meter::new(progress, "verifying", total);
+    let task = progress.task(format!("verifying {dev_shown}"), Some(total));
     let mut buf = vec![0u8; CHUNK];
     for ext in extents {
         let Some(want) = ext.sha256 else { continue };
@@ -662,12 +599,11 @@ pub fn verify_extents(
             dev.read_exact_at(&mut buf[..n], off)
                 .with_context(|| format!("reading back {} from {dev_shown}", ext.label))?;
             hasher.update(&buf[..n]);
-            meter.add(n as u64);
+            task.inc(n as u64);
             off += n as u64;
         }
         let got: [u8; 32] = hasher.finalize().into();
         if got != want {
-            meter.finish();
             anyhow::bail!(
                 "verify failed: {} read back from {dev_shown} has sha256 {}, expected {}",
                 ext.label,
@@ -676,7 +612,7 @@ pub fn verify_extents(
             );
         }
     }
-    meter.finish();
+    task.finish("every range matches");
     Ok(())
 }
 
@@ -687,7 +623,7 @@ pub fn verify_target(target: &Path, bmap: &Bmap) -> Result<()> {
         &f,
         &target.display().to_string(),
         &extents_from_bmap(bmap),
-        Progress::Quiet,
+        Progress::quiet(),
     )
 }
 

@@ -1,7 +1,8 @@
 //! `hcikit flash IMAGE DEVICE`: checks everything, asks, writes the bmap's ranges, verifies.
 
 use crate::error::InputError;
-use crate::flash::{self, device::human_bytes, Options, Progress};
+use crate::flash::{self, device::human_bytes, Options};
+use crate::progress::Progress;
 use anyhow::{Context, Result};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -41,14 +42,8 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         confirm(&prepared)?;
     }
-    let interactive = std::io::stdout().is_terminal();
-    let progress = if interactive {
-        Progress::Bar
-    } else {
-        Progress::Lines
-    };
     let target = prepared.target.path.display().to_string();
-    let report = prepared.write(progress)?;
+    let report = prepared.write(Progress::auto())?;
     println!(
         "flashed {target}: {} of {} written in {} range{}, verified, in {:.1}s",
         human_bytes(report.bytes_written),
