@@ -429,3 +429,32 @@ fn assert_untouched(target: &Path, size: u64) {
         "a refused flash wrote to the target"
     );
 }
+
+#[test]
+fn bmap_written_by_hcikit_build_is_read_by_both_tools() {
+    // `hcikit build` writes its own bmaps (`output::bmap_xml`); flash must take them, and
+    // so must bmaptool, with the same result.
+    let t = tempfile::tempdir().unwrap();
+    let img = lab_image(t.path());
+    let size = fs::metadata(&img).unwrap().len();
+    let ranges = hcikit::output::file_ranges(&img).unwrap();
+    let bmap = t.path().join("node.img.bmap");
+    fs::write(&bmap, hcikit::output::bmap_xml(size, &ranges)).unwrap();
+
+    let ours = t.path().join("ours");
+    blank_target(&ours, size);
+    flash_quiet(&opts(&img, &ours)).unwrap();
+    let theirs = t.path().join("theirs");
+    cmd::run(
+        Command::new("bmaptool")
+            .args(["-q", "copy", "--bmap"])
+            .arg(&bmap)
+            .arg(&img)
+            .arg(&theirs),
+        Some("bmap-tools"),
+    )
+    .unwrap();
+    let image = fs::read(&img).unwrap();
+    assert!(fs::read(&ours).unwrap() == image);
+    assert!(fs::read(&theirs).unwrap() == image);
+}
