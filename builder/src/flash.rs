@@ -379,6 +379,13 @@ pub fn prepare_on(opts: &Options, host: &Host) -> Result<Prepared> {
     }
 
     let target = open_target(&opts.device, opts.allow_file, host)?;
+    if same_file(image, &target.file) {
+        return Err(InputError::new(format!(
+            "{shown} and {} are the same file",
+            target.path.display()
+        ))
+        .into());
+    }
     if target.size < image_size {
         return Err(InputError::new(format!(
             "{} is too small: {} is {}, the image needs {}",
@@ -409,6 +416,13 @@ pub fn prepare_on(opts: &Options, host: &Host) -> Result<Prepared> {
         target,
         compression,
     })
+}
+
+fn same_file(path: &Path, file: &File) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 fn open_image(path: &Path) -> Result<File> {

@@ -391,6 +391,9 @@ fn regular_file_needs_allow_file() {
     assert_eq!(code, 2, "{err}");
     let (code, err) = run_cli(&["flash", "--yes", s(&img), s(&t.path().join("nope"))]);
     assert_eq!(code, 2, "{err}");
+    let (code, err) = run_cli(&["flash", "--yes", "--allow-file", s(&img), s(&img)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("are the same file"), "{err}");
     assert_untouched(&target, 16 * MIB);
 }
 
