@@ -617,6 +617,43 @@ mod tests {
         i
     }
 
+    fn tar_with(path: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(1);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend_from_slice(&[b'x'; 512]);
+        t.extend_from_slice(&[0; 1024]);
+        t
+    }
+
+    #[test]
+    fn base_index_refuses_paths_that_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok.tar");
+        std::fs::write(&ok, tar_with(b"./etc/x")).unwrap();
+        let items = index_base(&ok, &ok).unwrap();
+        assert_eq!(items[0].path, "etc/x");
+        assert_eq!(
+            items[0].data,
+            Data::Base {
+                offset: 512,
+                len: 1
+            }
+        );
+        let bad = dir.path().join("bad.tar");
+        std::fs::write(&bad, tar_with(b"etc/../../x")).unwrap();
+        let err = index_base(&bad, &bad).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(format!("{err}").contains("leaves the root"), "{err}");
+    }
+
     #[test]
     fn normalize_strips_prefixes_and_slashes() {
         assert_eq!(normalize("./usr/bin/"), "usr/bin");
