@@ -204,6 +204,8 @@ pub enum Compression {
     None,
     Zstd,
     Gzip,
+    /// Decompressed by the `xz` tool (no xz crate in the workspace).
+    Xz,
 }
 
 pub fn compression_of(path: &Path) -> Result<Compression> {
@@ -214,9 +216,11 @@ pub fn compression_of(path: &Path) -> Result<Compression> {
         Ok(Compression::Zstd)
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         Ok(Compression::Gzip)
+    } else if name.ends_with(".tar.xz") || name.ends_with(".txz") {
+        Ok(Compression::Xz)
     } else {
         Err(InputError::new(format!(
-            "base archive {}: unknown type (expected .tar, .tar.zst or .tar.gz)",
+            "base archive {}: unknown type (expected .tar, .tar.zst, .tar.gz or .tar.xz)",
             path.display()
         ))
         .into())
@@ -236,6 +240,15 @@ pub fn plain_base(base: &Path, scratch: &Path) -> Result<PathBuf> {
             zstd::stream::read::Decoder::new(input).context("starting zstd decompression")?,
         ),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(input))),
+        Compression::Xz => {
+            let out =
+                File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+            let mut c = std::process::Command::new("xz");
+            c.arg("-dc").arg(base).stdout(out);
+            hcikit_firstboot::cmd::run(&mut c, Some("the Debian package xz-utils"))
+                .map_err(|e| corrupt(base, format!("{e:#}")))?;
+            return Ok(scratch.to_path_buf());
+        }
     };
     let mut out = BufWriter::new(
         File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?,

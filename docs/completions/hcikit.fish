@@ -54,7 +54,7 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s v -l verbose -d
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s V -l version -d 'Print version'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s o -l out -d 'Output folder for images, bmaps, SHA256SUMS and manifest.json' -r -F
-complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l format -d '`raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once)' -r -f -a "raw\t''
 zst\t''"
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l node -d 'Build only this node (repeatable). Default: every node' -r

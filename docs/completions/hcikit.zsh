@@ -74,7 +74,7 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '-o+[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
 '--out=[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
-'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
+'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
 '--format=[\`raw\`\: sparse \`<node>.img\`; \`zst\`\: \`<node>.img.zst\` (the shared root compressed once)]:FORMAT:(raw zst)' \
 '*--node=[Build only this node (repeatable). Default\: every node]:NAME:_default' \
 '--cache=[Cache folder for the root filesystem. Default\: \$XDG_CACHE_HOME/hcikit or ~/.cache/hcikit]:DIR:_files' \
