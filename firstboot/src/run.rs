@@ -174,6 +174,12 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
             query(h, pvesh_get("/access/domains")).and_then(|s| observe::names(&s, "realm").ok());
     }
     if want.bootstrap {
+        o.ssh_config = match h.read(decide::SSH_CONFIG) {
+            Ok(b) => Some(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
+            Err(_) => None,
+        };
+    }
+    if want.bootstrap && (me.name == plan.cluster.founder || member) {
         o.bootstrap_authorized = Some(match h.read(CLUSTER_AUTHORIZED_KEYS) {
             Ok(Some(b)) => {
                 let pub_key = bootstrap_key_body(h);
@@ -422,6 +428,10 @@ impl Runner<'_> {
             | ActionKind::OsdCreate { cmd: c, .. } => self.exec(c),
             ActionKind::RevokeBootstrap => self.revoke().map(|_| None),
             ActionKind::DropBootstrapKey => self.drop_key().map(|_| None),
+            ActionKind::WriteSshConfig(text) => self
+                .h
+                .write_atomic(decide::SSH_CONFIG, text.as_bytes(), 0o600)
+                .map(|_| None),
         };
         let (out, err) = match outcome {
             Ok(out) => (out, None),
@@ -553,6 +563,14 @@ impl Runner<'_> {
     fn drop_key(&mut self) -> Result<()> {
         self.h.remove(BOOTSTRAP_KEY)?;
         self.h.remove(BOOTSTRAP_PUB)?;
+        if let Some(b) = self.h.read(decide::SSH_CONFIG)? {
+            let text = String::from_utf8_lossy(&b);
+            let kept = decide::without_ssh_block(&text);
+            if kept != text {
+                self.h
+                    .write_atomic(decide::SSH_CONFIG, kept.as_bytes(), 0o600)?;
+            }
+        }
         Ok(())
     }
 

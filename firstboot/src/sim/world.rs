@@ -588,6 +588,30 @@ impl World {
         s
     }
 
+    /// Does root's ssh on node `i` offer the bootstrap key to `ip` (a `Host` block
+    /// matching it with that `IdentityFile`)?
+    pub fn ssh_offers_bootstrap(&self, i: usize, ip: &str) -> bool {
+        let Some(cfg) = self.read_file(i, "/root/.ssh/config") else {
+            return false;
+        };
+        let cfg = String::from_utf8_lossy(&cfg);
+        let mut matching = false;
+        for line in cfg.lines().map(str::trim) {
+            let mut words = line.split_whitespace();
+            match words.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("host") => matching = words.any(|p| p == ip || p == "*"),
+                Some("match") => matching = false,
+                Some("identityfile")
+                    if matching && words.next() == Some(crate::decide::BOOTSTRAP_KEY) =>
+                {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// Does node `to` accept the bootstrap key?
     pub fn bootstrap_authorized_on(&self, to: usize) -> bool {
         let keys = self
@@ -780,8 +804,10 @@ impl World {
                 out: Output::default(),
             };
         }
-        if !self.bootstrap_authorized_on(t) {
-            // ssh-copy-id falls back to asking a password: hangs without a terminal.
+        // pvecm runs plain ssh/ssh-copy-id: the bootstrap key is offered only when root's
+        // ssh config names it for this host; otherwise ssh-copy-id falls back to asking
+        // a password, which hangs without a terminal (lae#138).
+        if !self.bootstrap_authorized_on(t) || !self.ssh_offers_bootstrap(i, &host) {
             return Reply {
                 latency_ms: HANG,
                 out: Output::default(),
