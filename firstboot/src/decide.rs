@@ -32,6 +32,8 @@ pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
 pub const SSH_CONFIG: &str = "/root/.ssh/config";
 const SSH_BLOCK_BEGIN: &str = "# BEGIN hcikit bootstrap (removed after the join)";
 const SSH_BLOCK_END: &str = "# END hcikit bootstrap";
+/// Where corosync (and `pvecm create`) look for the cluster key.
+pub const COROSYNC_KEY: &str = "/etc/corosync/authkey";
 pub const CEPH_INSTALL_FLAG: &str = "/run/pve-ceph-install-flag";
 pub const CEPH_BINARIES: [&str; 3] = [
     "/usr/bin/ceph-mon",
@@ -43,6 +45,8 @@ pub const CEPH_BINARIES: [&str; 3] = [
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
     Peers,
+    /// Founder: put the seeded corosync key where `pvecm create` keeps it.
+    CorosyncKey,
     CreateCluster,
     /// Joiners: make root's ssh use the bootstrap key and pinned host keys for the
     /// founder, since `pvecm add --use_ssh` runs plain `ssh`/`ssh-copy-id`.
@@ -75,6 +79,7 @@ impl Step {
     pub fn id(&self) -> String {
         match self {
             Step::Peers => "peers".into(),
+            Step::CorosyncKey => "corosync-authkey".into(),
             Step::CreateCluster => "cluster-create".into(),
             Step::SshConfig => "ssh-bootstrap-config".into(),
             Step::JoinCluster => "cluster-join".into(),
@@ -123,6 +128,7 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
     let founder = me.name == plan.cluster.founder;
     let mut s = vec![Step::Peers];
     if founder {
+        s.push(Step::CorosyncKey);
         s.push(Step::CreateCluster);
     } else {
         s.push(Step::SshConfig);
@@ -247,6 +253,8 @@ pub struct Observed {
     pub bootstrap_key_present: bool,
     /// `/root/.ssh/config` (no secrets in it), when asked for.
     pub ssh_config: Option<String>,
+    /// (seeded key installed by apply, `/etc/corosync/authkey`) exist.
+    pub authkey: Option<(bool, bool)>,
 }
 
 /// A command the run executes for a step.
@@ -282,6 +290,8 @@ pub enum ActionKind {
     DropBootstrapKey,
     /// Write `/root/.ssh/config` with the bootstrap block (the new content).
     WriteSshConfig(String),
+    /// Copy a (secret) file; its content is never shown.
+    CopyFile { from: String, to: String, mode: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +325,9 @@ impl Action {
             ),
             ActionKind::DropBootstrapKey => {
                 format!("delete {BOOTSTRAP_KEY} and the hcikit block of {SSH_CONFIG}")
+            }
+            ActionKind::CopyFile { from, to, mode } => {
+                format!("install {from} as {to} (mode {mode:o})")
             }
             ActionKind::WriteSshConfig(_) => {
                 format!("add a block to {SSH_CONFIG}: the founder via {BOOTSTRAP_KEY}, pinned host keys")
@@ -619,6 +632,26 @@ impl Ctx<'_> {
                 ),
                 None => dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
             },
+            Step::CorosyncKey => {
+                if self.member_view().is_some() {
+                    return Eval::Satisfied;
+                }
+                match obs.authkey {
+                    None => unobserved("the corosync key files"),
+                    // No seeded key (or already in place): pvecm create makes or keeps one.
+                    Some((false, _)) | Some((_, true)) => Eval::Satisfied,
+                    Some((true, false)) => Eval::Ready(Action {
+                        step: step.clone(),
+                        kind: ActionKind::CopyFile {
+                            from: crate::layout::COROSYNC_AUTHKEY.into(),
+                            to: COROSYNC_KEY.into(),
+                            mode: 0o400,
+                        },
+                        verify: Verify::Step,
+                        verify_secs: 5,
+                    }),
+                }
+            }
             Step::SshConfig => {
                 if self
                     .member_view()
@@ -1413,6 +1446,7 @@ pub struct Interest {
     pub matchers: bool,
     pub realms: bool,
     pub bootstrap: bool,
+    pub authkey: bool,
 }
 
 pub fn interest(plan: &Plan, me: &Node, state: &State, floating: bool) -> Interest {
@@ -1445,6 +1479,10 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
         Step::Peers => {
             i.peers = true;
             i.ceph_local = true;
+        }
+        Step::CorosyncKey => {
+            i.local_cluster = true;
+            i.authkey = true;
         }
         Step::CreateCluster | Step::ClusterComplete => i.local_cluster = true,
         Step::SshConfig => {
@@ -1586,7 +1624,18 @@ mod tests {
         };
         let st = decide(&plan, me, &obs, &State::new("pve1"));
         assert_eq!(st, Decision::Record(Step::Peers));
-        let d = decide(&plan, me, &obs, &done(&[Step::Peers]));
+        // The seeded corosync key goes in place first (pvecm create keeps it).
+        let with_key = Observed {
+            authkey: Some((true, false)),
+            ..obs.clone()
+        };
+        let d = decide(&plan, me, &with_key, &done(&[Step::Peers]));
+        assert_eq!(
+            act_line(&d),
+            "install /etc/hcikit/corosync/authkey as /etc/corosync/authkey (mode 400)"
+        );
+        let st = done(&[Step::Peers, Step::CorosyncKey]);
+        let d = decide(&plan, me, &obs, &st);
         assert_eq!(
             act_line(&d),
             "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66"
@@ -1597,7 +1646,7 @@ mod tests {
             ..obs
         };
         assert!(matches!(
-            decide(&plan, me, &obs2, &done(&[Step::Peers])),
+            decide(&plan, me, &obs2, &st),
             Decision::Fail { .. }
         ));
     }

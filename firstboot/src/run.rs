@@ -173,6 +173,12 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         o.realms =
             query(h, pvesh_get("/access/domains")).and_then(|s| observe::names(&s, "realm").ok());
     }
+    if want.authkey {
+        o.authkey = Some((
+            h.exists(crate::layout::COROSYNC_AUTHKEY),
+            h.exists(decide::COROSYNC_KEY),
+        ));
+    }
     if want.bootstrap {
         o.ssh_config = match h.read(decide::SSH_CONFIG) {
             Ok(b) => Some(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
@@ -234,7 +240,8 @@ fn bootstrap_key_body(h: &dyn Host) -> Option<String> {
 fn is_bootstrap_line(line: &str, body: Option<&str>) -> bool {
     match body {
         Some(b) => line.split_whitespace().any(|f| f == b),
-        None => line.trim_end().ends_with("hcikit-bootstrap"),
+        // The builder's comment is `hcikit-bootstrap@<cluster>`.
+        None => line.contains(" hcikit-bootstrap"),
     }
 }
 
@@ -428,6 +435,9 @@ impl Runner<'_> {
             | ActionKind::OsdCreate { cmd: c, .. } => self.exec(c),
             ActionKind::RevokeBootstrap => self.revoke().map(|_| None),
             ActionKind::DropBootstrapKey => self.drop_key().map(|_| None),
+            ActionKind::CopyFile { from, to, mode } => {
+                self.copy_file(from, to, *mode).map(|_| None)
+            }
             ActionKind::WriteSshConfig(text) => self
                 .h
                 .write_atomic(decide::SSH_CONFIG, text.as_bytes(), 0o600)
@@ -558,6 +568,16 @@ impl Runner<'_> {
                 .context("rewriting the cluster's authorized_keys")?;
         }
         self.drop_key()
+    }
+
+    fn copy_file(&mut self, from: &str, to: &str, mode: u32) -> Result<()> {
+        let data = self
+            .h
+            .read(from)?
+            .with_context(|| format!("{from} disappeared"))?;
+        self.h
+            .write_atomic(to, &data, mode)
+            .with_context(|| format!("installing {to}"))
     }
 
     fn drop_key(&mut self) -> Result<()> {

@@ -214,11 +214,12 @@ impl SimReport {
         self.outcomes.values().all(|o| *o == Outcome::Done)
     }
     /// The secret values the simulated nodes hold, to check nothing shows them.
-    pub fn secrets() -> [&'static str; 3] {
+    pub fn secrets() -> [&'static str; 4] {
         [
             world::SIM_SMTP_PASSWORD,
             world::SIM_BOOTSTRAP_PRIVATE,
             world::SIM_REALM_SECRET,
+            world::SIM_AUTHKEY,
         ]
     }
 }

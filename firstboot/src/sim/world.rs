@@ -19,6 +19,8 @@ pub const HANG: u64 = u64::MAX / 4;
 pub const SIM_SMTP_PASSWORD: &str = "sim-Smtp-Pa55word-7c1e";
 /// Body of the simulated bootstrap private key (a secret).
 pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPrivate9f2a";
+/// The seeded corosync key every simulated node holds (a secret).
+pub const SIM_AUTHKEY: &str = "sim-corosync-authkey-5e1d";
 /// The realm bind secret every simulated node holds (a secret).
 pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
 pub const SIM_BOOTSTRAP_PUB: &str =
@@ -257,6 +259,8 @@ pub struct World {
     pub fail_rules: Vec<FailRule>,
     lock_until: u64,
     seed: u64,
+    /// Some(true) when `pvecm create` kept the seeded corosync key.
+    pub seeded_authkey: Option<bool>,
 }
 
 impl World {
@@ -288,6 +292,10 @@ impl World {
                         files.insert(p.node_path(), format!("{SIM_SMTP_PASSWORD}\n").into_bytes());
                     }
                 }
+                files.insert(
+                    crate::layout::COROSYNC_AUTHKEY.to_string(),
+                    SIM_AUTHKEY.as_bytes().to_vec(),
+                );
                 for r in &plan.realms {
                     if let Some(sec) = &r.secret {
                         files.insert(sec.node_path(), format!("{SIM_REALM_SECRET}\n").into_bytes());
@@ -341,6 +349,7 @@ impl World {
             fail_rules: Vec::new(),
             lock_until: 0,
             seed,
+            seeded_authkey: None,
         }
     }
 
@@ -746,6 +755,11 @@ impl World {
         )
         .into_owned();
         self.nodes[i].pmxcfs_down = Some((now + l - 2_000, now + l));
+        // corosync-keygen runs only when no key is in place.
+        self.seeded_authkey = self.nodes[i]
+            .files
+            .get("/etc/corosync/authkey")
+            .map(|k| k == SIM_AUTHKEY.as_bytes());
         ok(
             l,
             "Writing corosync key to /etc/corosync/authkey\nWriting corosync config to /etc/pve/corosync.conf\nRestart corosync and cluster filesystem\nTASK OK\n",
@@ -782,6 +796,13 @@ impl World {
         let q = self.lat.query_ms;
         if self.is_member(i) {
             return fail(q, 255, "* cluster config '/etc/pve/corosync.conf' already exists\n* corosync is already running, is this node already in a cluster?!\nCheck if node may join a cluster failed!");
+        }
+        if self.nodes[i].files.contains_key("/etc/corosync/authkey") {
+            return fail(
+                q,
+                255,
+                "* authentication key '/etc/corosync/authkey' already exists\nCheck if node may join a cluster failed!",
+            );
         }
         let links = match self.parse_links(i, p) {
             Ok(l) => l,
@@ -1939,6 +1960,7 @@ impl World {
                 "matchers": self.pmx.matchers,
             },
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
+            "corosync-key-from-seed": self.seeded_authkey,
             "bootstrap-key-authorized": self.pmx.authorized_keys.lines().any(|l| l.trim() == SIM_BOOTSTRAP_PUB),
             "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(crate::decide::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
             "mails": self.mails,
