@@ -97,6 +97,17 @@ fn documented_failures_and_lying_exit_codes() {
         0,
         "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66",
     );
+    // A joiner holding a corosync key is refused before anything happens.
+    w.0.write_file(2, "/etc/corosync/authkey", b"k").unwrap();
+    let o = w.run(
+        2,
+        "pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.68 --link1 10.2.22.68",
+    );
+    assert!(
+        o.code != 0
+            && o.stderr
+                .contains("authentication key '/etc/corosync/authkey' already exists")
+    );
     let o = w.run(
         0,
         "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66",

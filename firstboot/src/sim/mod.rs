@@ -13,6 +13,8 @@
 //!
 //! # What it reproduces (reference/proxmox.md)
 //!
+//! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
+//!   that has one (`assert_joinable`),
 //! - `pvecm create`/`add` with `--linkN` checks, `--use_ssh` joins that need the bootstrap
 //!   key authorised on the peer (else ssh-copy-id hangs until the caller's timeout), the
 //!   1→2 join making the founder inquorate until the joiner's corosync is up, the
