@@ -186,15 +186,13 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         };
     }
     if want.bootstrap && (me.name == plan.cluster.founder || member) {
-        o.bootstrap_authorized = Some(match h.read(CLUSTER_AUTHORIZED_KEYS) {
-            Ok(Some(b)) => {
-                let pub_key = bootstrap_key_body(h);
+        let pub_key = bootstrap_key_body(h);
+        o.bootstrap_authorized = h.read(CLUSTER_AUTHORIZED_KEYS).ok().map(|keys| {
+            keys.is_some_and(|b| {
                 String::from_utf8_lossy(&b)
                     .lines()
                     .any(|l| is_bootstrap_line(l, pub_key.as_deref()))
-            }
-            Ok(None) => false,
-            Err(_) => return o,
+            })
         });
     }
     o

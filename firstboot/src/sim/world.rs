@@ -706,15 +706,11 @@ impl World {
     fn pvecm_create(&mut self, i: usize, p: &Parsed, shown: &str) -> Reply {
         let l = self.lat.pvecm_create_ms;
         let name = p.pos[0].clone();
-        if self.is_member(i)
-            || self.cluster.is_some()
-                && self
-                    .cluster
-                    .as_ref()
-                    .unwrap()
-                    .members
-                    .iter()
-                    .any(|m| m.name == self.nodes[i].name)
+        let me = self.nodes[i].name.clone();
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.members.iter().any(|m| m.name == me))
         {
             return fail(
                 self.lat.query_ms,
@@ -1681,11 +1677,7 @@ impl World {
                 );
             }
         }
-        let status = if checks.contains_key("PG_AVAILABILITY")
-            || checks.contains_key("MGR_DOWN") && !osds.is_empty()
-        {
-            "HEALTH_WARN"
-        } else if checks.is_empty() {
+        let status = if checks.is_empty() {
             "HEALTH_OK"
         } else {
             "HEALTH_WARN"
