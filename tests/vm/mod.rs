@@ -4,10 +4,12 @@
 //! by `just vm-test`).
 //!
 //! - [`qemu`]: the QEMU command line (pure) and a guard that owns a running guest.
+//! - [`lab`]: guests on loopback-only switches, the injected checker, result lines.
 //! - this module: shared fixtures (cache folder, base listing, plan).
 
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod qemu;
 
 use std::path::PathBuf;

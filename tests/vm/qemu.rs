@@ -64,15 +64,23 @@ pub struct Nic {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    /// SCSI serial, visible in the guest (`lsblk -o SERIAL`, `/dev/disk/by-id`).
+    pub serial: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
     pub name: String,
     pub memory_mib: u32,
     /// `tcg` (KVM on these machines accepts guests and then fails them).
     pub accel: String,
     pub boot: Boot,
-    /// Raw disk files on one virtio-scsi controller, in target order: the first is
-    /// `sda` (the boot disk), the next `sdb`, `sdc`, as the specs name OSD disks.
-    pub disks: Vec<PathBuf>,
+    /// Raw disk files on one virtio-scsi controller, in target order, the boot disk first.
+    /// The guest kernel probes SCSI disks asynchronously, so `sdX` names are NOT stable
+    /// (seen: target 0 as `sdc`); tests identify disks by their serial.
+    pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
     /// `ttyS0`: kernel and system console.
     pub console_log: PathBuf,
@@ -101,6 +109,7 @@ pub fn vm_argv(c: &VmConfig) -> Vec<String> {
         "none".into(),
         "-display".into(),
         "none".into(),
+        "-no-reboot".into(),
         "-serial".into(),
         format!("file:{}", c.console_log.display()),
         "-serial".into(),
@@ -140,10 +149,14 @@ pub fn vm_argv(c: &VmConfig) -> Vec<String> {
         a.push("-drive".into());
         a.push(format!(
             "if=none,id=disk{i},format=raw,cache=unsafe,discard=unmap,file={}",
-            d.display()
+            d.path.display()
         ));
-        let mut dev = format!("scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0");
-        if i == 0 {
+        let mut dev = format!(
+            "scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0,serial={}",
+            d.serial
+        );
+        // Direct kernel boot takes bootindex 0 itself.
+        if i == 0 && matches!(c.boot, Boot::Ovmf { .. }) {
             dev.push_str(",bootindex=0");
         }
         a.push("-device".into());
@@ -254,10 +267,11 @@ impl Drop for Running {
     }
 }
 
-/// Waits until `file` has a line for which `want` returns `Some`, checking `alive` in
-/// between. Returns the value and the elapsed time.
+/// Waits until `file` has a line, after its first `skip` lines, for which `want` returns
+/// `Some`, checking `alive` in between. Returns the value and the elapsed time.
 pub fn wait_for_line<T>(
     file: &Path,
+    skip: usize,
     timeout: Duration,
     mut alive: impl FnMut() -> Result<()>,
     mut want: impl FnMut(&str) -> Option<T>,
@@ -265,7 +279,7 @@ pub fn wait_for_line<T>(
     let t = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(file) {
-            for line in text.lines() {
+            for line in text.lines().skip(skip) {
                 if let Some(v) = want(line.trim_end_matches('\r')) {
                     return Ok((v, t.elapsed()));
                 }
@@ -310,7 +324,16 @@ mod tests {
                 code: "/ovmf/CODE.fd".into(),
                 vars: "/run/pve1.vars.fd".into(),
             },
-            disks: vec!["/run/pve1.img".into(), "/run/pve1-sdb.raw".into()],
+            disks: vec![
+                Disk {
+                    path: "/run/pve1.img".into(),
+                    serial: "boot".into(),
+                },
+                Disk {
+                    path: "/run/pve1-sdb.raw".into(),
+                    serial: "osd-clean".into(),
+                },
+            ],
             nics: vec![Nic {
                 mac: "52:54:00:12:34:56".into(),
                 pci_slot: 0x12,
@@ -323,15 +346,15 @@ mod tests {
         assert_eq!(
             vm_argv(&c).join(" "),
             "-name pve1 -machine pc -accel tcg -smp 1 -m 1024 -nodefaults -no-user-config \
-             -nic none -display none -serial file:/run/pve1.console.log \
+             -nic none -display none -no-reboot -serial file:/run/pve1.console.log \
              -serial file:/run/pve1.results.log \
              -drive if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd \
              -drive if=pflash,format=raw,unit=1,file=/run/pve1.vars.fd \
              -device virtio-scsi-pci,id=scsi0,addr=0x5 \
              -drive if=none,id=disk0,format=raw,cache=unsafe,discard=unmap,file=/run/pve1.img \
-             -device scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,bootindex=0 \
+             -device scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0,serial=boot,bootindex=0 \
              -drive if=none,id=disk1,format=raw,cache=unsafe,discard=unmap,file=/run/pve1-sdb.raw \
-             -device scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0 \
+             -device scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0,serial=osd-clean \
              -netdev dgram,id=net0,local.type=unix,local.path=/run/pve1-a.sock,remote.type=unix,remote.path=/run/sw-a-1.sock \
              -device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,addr=0x12 \
              -fw_cfg name=opt/hcikit/vmtest,file=/run/pve1.env"
