@@ -446,7 +446,10 @@ impl Runner<'_> {
             Err(e) => (None, Some(format!("{e:#}"))),
         };
         let ok = err.is_none() && self.verify(&action, out.as_ref());
-        self.h.verified(&id, ok);
+        if out.is_some() {
+            // Ties the verdict to the command just run (for the simulator's command log).
+            self.h.verified(&id, ok);
+        }
         if ok {
             if let ActionKind::Zap { device, .. } = &action.kind {
                 if let Some(z) = self.state.zaps.get_mut(device) {
