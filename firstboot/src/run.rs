@@ -526,7 +526,14 @@ impl Runner<'_> {
     }
 
     fn verify(&mut self, action: &Action, out: Option<&Output>) -> bool {
-        let failed_exit = out.is_some_and(|o| !o.success());
+        // Exit 0 proves nothing, but a task that says it failed has failed: no need to
+        // wait for the result to show up.
+        let failed_exit = out.is_some_and(|o| {
+            !o.success()
+                || o.stderr.contains("TASK ERROR:")
+                || o.stderr.contains("Cluster join aborted!")
+                || o.stdout.contains("TASK ERROR:")
+        });
         match &action.verify {
             Verify::ExitZero => out.is_some_and(Output::success),
             v => {
