@@ -270,6 +270,9 @@ pub fn index_base(tar_path: &Path, shown: &Path) -> Result<Vec<Item>> {
     for entry in archive.entries_with_seek().map_err(|e| corrupt(shown, e))? {
         let mut entry = entry.map_err(|e| corrupt(shown, e))?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        if path.split('/').any(|c| c == "..") {
+            return Err(corrupt(shown, format!("{path}: a path that leaves the root")));
+        }
         let h = entry.header();
         let mode = h.mode().map_err(|e| corrupt(shown, e))? & 0o7777;
         let uid = h.uid().map_err(|e| corrupt(shown, e))?;
