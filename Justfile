@@ -32,3 +32,12 @@ vm-test: build
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test render_golden
+
+# Simulated first boot of both scenarios: makespan against the critical path.
+bench-sim:
+    cargo bench -p hcikit-firstboot --bench sim
+
+# Regenerate the checked-in man page, completions and spec schema under docs/ after a CLI
+# or spec change; review `git diff docs/` after.
+gen:
+    HCIKIT_BLESS=1 cargo test -p hcikit-tests --test drift

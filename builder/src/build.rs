@@ -112,6 +112,7 @@ pub struct ImageInfo {
     pub node: String,
     pub file: String,
     pub bmap: String,
+    pub bmap_sha256: String,
     pub sha256: String,
     pub size: u64,
     pub disk_guid: String,
@@ -256,6 +257,7 @@ fn check_out_dir(dir: &Path) -> Result<()> {
 pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let plan = input.plan;
     check_out_dir(&opts.out_dir)?;
+    Staged::clean_stale(&opts.out_dir);
     let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
     for n in &opts.nodes {
         if plan.node(n).is_none() {
@@ -302,6 +304,8 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             agent_sha.clone(),
             overlays_sha.clone(),
             mke2fs_version.clone(),
+            // A staging folder and a tar can give different inode orders.
+            ext4::uses_staging(mke2fs).to_string(),
             layout.root_size.to_string(),
             epoch,
         ] {
@@ -345,89 +349,125 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             })
             .collect()
     };
-    for (name, identity, guids) in &targets {
-        let t = opts.progress.task(
-            format!("image {name}"),
-            Some(
-                root.meta
-                    .ranges
-                    .iter()
-                    .map(|r| r.blocks() * output::BLOCK)
-                    .sum(),
-            ),
-        );
-        let node_files: BTreeMap<String, Vec<NodeFile>> = match identity {
-            Identity::Node(n) => {
-                let files = input.files.get(*n).cloned().unwrap_or_default();
-                BTreeMap::from([(n.to_string(), files)])
+    let root_ext4 = root.ext4();
+    let mapped: u64 = root
+        .meta
+        .ranges
+        .iter()
+        .map(|r| r.blocks() * output::BLOCK)
+        .sum();
+    // Hashing a raw image reads every byte of the disk, holes included: the slowest step
+    // for large disks. It runs on other cores while the next image is written.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| -> Result<()> {
+        let mut hashing = std::collections::VecDeque::new();
+        for (name, identity, guids) in &targets {
+            let t = opts.progress.task(format!("image {name}"), Some(mapped));
+            let node_files: BTreeMap<String, Vec<NodeFile>> = match identity {
+                Identity::Node(n) => {
+                    let files = input.files.get(*n).cloned().unwrap_or_default();
+                    BTreeMap::from([(n.to_string(), files)])
+                }
+                Identity::Fleet => input.files.clone(),
+            };
+            let contents =
+                esp::esp_contents(plan, identity, &node_files, &guids.root, &boot, epoch)?;
+            let table = disk::partition_table(&layout, guids)?;
+            // Zeroed pages are allocated lazily: only what the FAT touches costs memory.
+            let mut head = vec![0u8; layout.root_start as usize];
+            head[..table.head.len()].copy_from_slice(&table.head);
+            let es = layout.esp_start as usize;
+            esp::write_fat_into(
+                &mut head[es..es + layout.esp_size as usize],
+                esp::volume_id(&format!("{}/{name}", plan.cluster.name)),
+                &contents,
+                epoch,
+            )
+            .with_context(|| format!("writing the ESP of {name}"))?;
+            let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
+            let tl = tail.len();
+            tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
+            let parts = ImageParts {
+                disk_size: layout.disk_size,
+                head: &head,
+                root_start: layout.root_start,
+                root_file: &root_ext4,
+                root_size: layout.root_size,
+                root_ranges: &root.meta.ranges,
+                tail: &tail,
+            };
+            let (file_name, sha) = match opts.format {
+                Format::Raw => {
+                    let file_name = format!("{name}.img");
+                    let (f, tmp) = staged.create(&file_name, 0o600)?;
+                    parts
+                        .write_raw(&f, |n| t.inc(n))
+                        .with_context(|| format!("writing {}", tmp.display()))?;
+                    (file_name, None)
+                }
+                Format::Zst => {
+                    let file_name = format!("{name}.img.zst");
+                    let (f, tmp) = staged.create(&file_name, 0o600)?;
+                    parts
+                        .write_zst(&f, &root.zst(), ZSTD_LEVEL)
+                        .with_context(|| format!("writing {}", tmp.display()))?;
+                    (file_name, Some(output::sha256_file(&tmp)?))
+                }
+            };
+            let bmap_name = format!("{name}.img.bmap");
+            let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
+            let bmap = output::bmap_xml(layout.disk_size, &parts.ranges());
+            std::io::Write::write_all(&mut bf, bmap.as_bytes())?;
+            let bmap_sha256 = hex::encode(Sha256::digest(bmap.as_bytes()));
+            images.push(ImageInfo {
+                node: match identity {
+                    Identity::Node(n) => n.to_string(),
+                    Identity::Fleet => "fleet".into(),
+                },
+                file: file_name,
+                bmap: bmap_name,
+                bmap_sha256,
+                sha256: sha.unwrap_or_default(),
+                size: layout.disk_size,
+                disk_guid: guids.disk.to_string(),
+                esp_partuuid: guids.esp.to_string(),
+                root_partuuid: guids.root.to_string(),
+            });
+            t.finish("done");
+            if opts.format == Format::Raw {
+                if hashing.len() >= workers {
+                    let (i, h): (usize, std::thread::ScopedJoinHandle<Result<String>>) =
+                        hashing.pop_front().expect("not empty");
+                    images[i].sha256 = h.join().expect("hashing thread panicked")?;
+                }
+                let (root_ext4, ranges) = (&root_ext4, &root.meta.ranges);
+                let index = images.len() - 1;
+                hashing.push_back((
+                    index,
+                    scope.spawn(move || {
+                        ImageParts {
+                            disk_size: layout.disk_size,
+                            head: &head,
+                            root_start: layout.root_start,
+                            root_file: root_ext4,
+                            root_size: layout.root_size,
+                            root_ranges: ranges,
+                            tail: &tail,
+                        }
+                        .sha256()
+                    }),
+                ));
             }
-            Identity::Fleet => input.files.clone(),
-        };
-        let contents = esp::esp_contents(plan, identity, &node_files, &guids.root, &boot, epoch)?;
-        let fat = esp::write_fat(
-            layout.esp_size,
-            esp::volume_id(&format!("{}/{name}", plan.cluster.name)),
-            &contents,
-            epoch,
-        )
-        .with_context(|| format!("writing the ESP of {name}"))?;
-        let table = disk::partition_table(&layout, guids)?;
-        let mut head = vec![0u8; layout.root_start as usize];
-        head[..table.head.len()].copy_from_slice(&table.head);
-        let es = layout.esp_start as usize;
-        head[es..es + fat.len()].copy_from_slice(&fat);
-        drop(fat);
-        let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
-        let tl = tail.len();
-        tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
-        let parts = ImageParts {
-            disk_size: layout.disk_size,
-            head: &head,
-            root_start: layout.root_start,
-            root_file: &root.ext4(),
-            root_size: layout.root_size,
-            root_ranges: &root.meta.ranges,
-            tail: &tail,
-        };
-        let (file_name, sha) = match opts.format {
-            Format::Raw => {
-                let file_name = format!("{name}.img");
-                let (f, tmp) = staged.create(&file_name, 0o600)?;
-                parts
-                    .write_raw(&f, |n| t.inc(n))
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                (file_name, parts.sha256()?)
+        }
+        if !hashing.is_empty() {
+            let t = opts.progress.task("checksums", None);
+            for (i, h) in hashing {
+                images[i].sha256 = h.join().expect("hashing thread panicked")?;
             }
-            Format::Zst => {
-                let file_name = format!("{name}.img.zst");
-                let (f, tmp) = staged.create(&file_name, 0o600)?;
-                parts
-                    .write_zst(&f, &root.zst(), ZSTD_LEVEL)
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                (file_name, output::sha256_file(&tmp)?)
-            }
-        };
-        let bmap_name = format!("{name}.img.bmap");
-        let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
-        std::io::Write::write_all(
-            &mut bf,
-            output::bmap_xml(layout.disk_size, &parts.ranges()).as_bytes(),
-        )?;
-        images.push(ImageInfo {
-            node: match identity {
-                Identity::Node(n) => n.to_string(),
-                Identity::Fleet => "fleet".into(),
-            },
-            file: file_name,
-            bmap: bmap_name,
-            sha256: sha,
-            size: layout.disk_size,
-            disk_guid: guids.disk.to_string(),
-            esp_partuuid: guids.esp.to_string(),
-            root_partuuid: guids.root.to_string(),
-        });
-        t.finish("done");
-    }
+            t.finish("done");
+        }
+        Ok(())
+    })?;
 
     let plan_json = serde_json::to_vec(plan)?;
     let manifest = Manifest {
@@ -473,6 +513,7 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let mut sums = String::new();
     for img in &manifest.images {
         sums.push_str(&format!("{}  {}\n", img.sha256, img.file));
+        sums.push_str(&format!("{}  {}\n", img.bmap_sha256, img.bmap));
     }
     let (mut sf, _) = staged.create("SHA256SUMS", 0o644)?;
     std::io::Write::write_all(&mut sf, sums.as_bytes())?;

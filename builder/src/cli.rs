@@ -2,7 +2,8 @@
 
 use crate::commands;
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+use std::io::Write;
 
 /// Build bootable Proxmox VE + Ceph cluster node images from one cluster.toml.
 ///
@@ -41,6 +42,9 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+    /// Print the JSON Schema of cluster.toml.
+    #[command(hide = true)]
+    Schema,
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.
@@ -68,13 +72,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Flash(a) => commands::flash::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "hcikit", &mut std::io::stdout());
-            Ok(())
-        }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(())
-        }
+        // The same bytes as the checked-in copies under docs/ (see `artifacts`).
+        Command::Completions { shell } => print(&crate::artifacts::completions(shell)),
+        Command::Man => print(&crate::artifacts::man_page()),
+        Command::Schema => print(crate::schema::spec_schema().as_bytes()),
     }
+}
+
+fn print(bytes: &[u8]) -> Result<()> {
+    std::io::stdout().lock().write_all(bytes)?;
+    Ok(())
 }

@@ -207,7 +207,19 @@ pub fn write_fat(
     epoch: u64,
 ) -> Result<Vec<u8>> {
     // Zeroed pages are allocated lazily: an untouched ESP region costs no memory.
-    let mut disk = Cursor::new(vec![0u8; size as usize]);
+    let mut bytes = vec![0u8; size as usize];
+    write_fat_into(&mut bytes, volume_id, files, epoch)?;
+    Ok(bytes)
+}
+
+/// Formats a FAT32 volume in `buf` (all zeros, the partition's size) holding `files`.
+pub fn write_fat_into(
+    buf: &mut [u8],
+    volume_id: u32,
+    files: &BTreeMap<String, Vec<u8>>,
+    epoch: u64,
+) -> Result<()> {
+    let mut disk = Cursor::new(&mut *buf);
     fatfs::format_volume(
         &mut disk,
         fatfs::FormatVolumeOptions::new()
@@ -228,9 +240,7 @@ pub fn write_fat(
         write_files(&fs, files)?;
         fs.unmount().context("closing the ESP")?;
     }
-    let mut bytes = disk.into_inner();
-    fix_fat32_dirs(&mut bytes).context("finishing the ESP directories")?;
-    Ok(bytes)
+    fix_fat32_dirs(buf).context("finishing the ESP directories")
 }
 
 /// Repairs what fatfs 0.3 gets wrong when it creates directories on FAT32, so that

@@ -73,13 +73,19 @@ pub struct Ext4Params {
     pub epoch: u64,
 }
 
+/// How mke2fs gets the tree: the tar itself, or a staging folder extracted from it.
+/// `HCIKIT_FORCE_STAGING=1` picks the staging folder even on a new mke2fs (for tests).
+pub fn uses_staging(v: (u32, u32, u32)) -> bool {
+    !reads_tar(v) || std::env::var_os("HCIKIT_FORCE_STAGING").is_some()
+}
+
 /// Builds `out` (created, `size_bytes` long) from `tar`. `work` is a scratch folder.
 pub fn make(tar: &Path, out: &Path, p: &Ext4Params, work: &Path) -> Result<()> {
     let v = version()?;
     let conf = work.join("mke2fs.conf");
     std::fs::write(&conf, MKE2FS_CONF).context("writing mke2fs.conf")?;
     let staging;
-    let source = if reads_tar(v) && std::env::var_os("HCIKIT_FORCE_STAGING").is_none() {
+    let source = if !uses_staging(v) {
         tar.to_path_buf()
     } else {
         staging = work.join("staging");

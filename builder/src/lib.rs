@@ -2,9 +2,12 @@
 //!
 //! Modules:
 //! - [`cli`]: clap definition and dispatch; [`commands`]: one module per subcommand.
+//! - [`artifacts`]: the generated files checked in under `docs/` (man page, completions,
+//!   schema); [`schema`]: the JSON Schema of `cluster.toml`.
 //! - [`error`]: the bad-input error kind and exit codes.
 //! - [`secrets`]: secret values named by the Plan, kept out of logs.
 //! - [`files`]: a node's rendered file set.
+//! - [`flash`]: bmap-guided image writing with read-back verification.
 //! - [`rootfs`]: the shared root as one deterministic tar stream (base + overlays + agent).
 //! - [`ext4`]: that tar turned into the ext4 root with `mke2fs -d`.
 //! - [`keys`]: the secrets seed and the SSH / corosync keys derived from it.
@@ -19,6 +22,7 @@
 //! - [`render`]: templates + Plan → each node's rendered files.
 //! - [`base`]: the generated Debian / Proxmox base root file system (mmdebstrap, cached).
 
+pub mod artifacts;
 pub mod base;
 pub mod build;
 pub mod cli;
@@ -28,6 +32,7 @@ pub mod error;
 pub mod esp;
 pub mod ext4;
 pub mod files;
+pub mod flash;
 pub mod inspect;
 pub mod keys;
 pub mod load;
@@ -36,6 +41,7 @@ pub mod progress;
 pub mod render;
 pub mod resolve;
 pub mod rootfs;
+pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod validate;

@@ -371,6 +371,26 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// Removes temporary files that an interrupted build (killed, Ctrl-C) left in `dir`:
+    /// those whose process no longer runs.
+    pub fn clean_stale(dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some((_, pid)) = name.rsplit_once(".partial-") else {
+                continue;
+            };
+            if name.starts_with('.')
+                && pid.parse::<u32>().is_ok()
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     pub fn new(dir: &Path) -> Staged {
         Staged {
             dir: dir.to_path_buf(),
@@ -472,6 +492,21 @@ mod tests {
             spans,
             [(0, 1), ((40 << 20) / BLOCK + 1, (40 << 20) / BLOCK + 1)]
         );
+    }
+
+    #[test]
+    fn stale_partials_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".pve1.img.partial-4000000000");
+        let live = dir
+            .path()
+            .join(format!(".pve2.img.partial-{}", std::process::id()));
+        let other = dir.path().join("notes.partial-1");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        Staged::clean_stale(dir.path());
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     #[test]

@@ -8,13 +8,14 @@
 //! Keys are kebab-case and unknown keys are rejected, so a typo never silently falls back
 //! to a default.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Spec {
     pub cluster: ClusterSpec,
@@ -36,7 +37,7 @@ pub struct Spec {
     pub firstboot: FirstbootSpec,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClusterSpec {
     pub name: String,
@@ -53,7 +54,7 @@ pub struct ClusterSpec {
     pub ntp_servers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NetworkSpec {
     pub interface: Option<String>,
@@ -68,7 +69,7 @@ pub struct NetworkSpec {
     pub corosync_link: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BondSpec {
     /// Bond device name; defaults to `bond0`, `bond1`, ... in network order.
@@ -109,7 +110,7 @@ impl<'de> Deserialize<'de> for Speed {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
@@ -122,7 +123,7 @@ pub struct NodeSpec {
 }
 
 /// An OSD disk: `"/dev/sdb"` or `{ device = "/dev/sdb", wipe = true, class = "ssd" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OsdDiskSpec {
     pub device: String,
@@ -143,7 +144,7 @@ impl<'de> Deserialize<'de> for StrOr<OsdDiskSpec> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CephSpec {
     pub release: Option<String>,
@@ -161,10 +162,11 @@ pub struct CephSpec {
     pub cephfs: OneOrMany<CephFsSpec>,
     /// Section → option → value (strings, numbers and booleans are all accepted).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, crate::schema::ConfigValue>>")]
     pub config: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PoolSpec {
     pub name: String,
@@ -204,7 +206,7 @@ impl<'de> Deserialize<'de> for Autoscale {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CephFsSpec {
     pub name: String,
@@ -213,7 +215,7 @@ pub struct CephFsSpec {
     pub add_storage: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DatacenterSpec {
     pub migration_network: Option<String>,
@@ -226,7 +228,7 @@ pub struct DatacenterSpec {
     pub crs: Option<CrsSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CrsSpec {
     /// `basic` or `static`.
@@ -263,7 +265,7 @@ impl<'de> Deserialize<'de> for Bandwidth {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HaSpec {
     #[serde(default)]
@@ -272,7 +274,7 @@ pub struct HaSpec {
     pub resources: Vec<HaResourceSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HaGroupSpec {
     pub name: String,
@@ -285,7 +287,7 @@ pub struct HaGroupSpec {
 }
 
 /// A group member: `"pve1:2"`, `"pve2"` or `{ node = "pve1", priority = 2 }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HaGroupNodeSpec {
     pub node: String,
@@ -309,7 +311,7 @@ impl<'de> Deserialize<'de> for StrOr<HaGroupNodeSpec> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HaResourceSpec {
     pub sid: String,
@@ -320,7 +322,7 @@ pub struct HaResourceSpec {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NotificationsSpec {
     #[serde(default)]
@@ -333,7 +335,7 @@ pub struct NotificationsSpec {
     pub send_test: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SmtpSpec {
     pub name: String,
@@ -353,7 +355,7 @@ pub struct SmtpSpec {
     pub add_to_default_matcher: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MatcherSpec {
     pub name: String,
@@ -368,7 +370,7 @@ pub struct MatcherSpec {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RealmSpec {
     pub name: String,
@@ -395,7 +397,7 @@ pub struct RealmSpec {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ImageSpec {
     pub disk_size: Option<String>,
@@ -410,7 +412,7 @@ pub struct ImageSpec {
     pub boot_timeout: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FirstbootSpec {
     /// Durations: seconds as a number or `"90s"`, `"15m"`, `"1h"`.

@@ -45,9 +45,13 @@ fn pvesh_get(path: &str) -> CommandLine {
         .opt("output-format", "json")
 }
 
+/// `ceph … -f json`, with the cluster-wide config: `/etc/ceph/ceph.conf` only exists on
+/// nodes that ran init or created a daemon (reference §2.2), and a joiner must look at
+/// the monitors before its own is created.
 fn ceph_json(args: &[&str]) -> CommandLine {
     CommandLine::new("ceph")
         .args(args.iter().copied())
+        .opt("conf", "/etc/pve/ceph.conf")
         .args(["-f", "json"])
         .opt("connect-timeout", "10")
 }
@@ -273,6 +277,10 @@ pub fn run(h: &dyn Host, plan: &Plan, me: &str) -> Result<()> {
     };
     r.state.failed = None;
     r.state.finished = false;
+    // A new run (a reboot, a restart after a fix) gets fresh wait and retry budgets;
+    // done steps, zap and OSD records are kept.
+    r.state.wait_since.clear();
+    r.state.attempts.clear();
     r.save()?;
     r.report(&format!("{me}: first-boot cluster run started"));
     r.run_loop()
@@ -319,6 +327,8 @@ impl Runner<'_> {
                     tracing::info!(step = %step.id(), "already done; recording");
                     self.mark_done(&step);
                     self.save()?;
+                    let line = format!("{}: {}: done", self.me.name, step.id());
+                    self.report(&line);
                 }
                 Decision::Wait { step, wait } => {
                     let id = step.id();
@@ -429,6 +439,8 @@ impl Runner<'_> {
                 self.mark_done(&action.step);
             }
             self.save()?;
+            let line = format!("{me}: {id}: done");
+            self.report(&line);
             return Ok(());
         }
         let n = {

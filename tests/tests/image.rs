@@ -149,6 +149,47 @@ fn raw_image_passes_independent_checks() {
     assert!(!public
         .iter()
         .any(|(p, _)| p.contains("ssh_host_ed25519_key") && !p.ends_with(".pub")));
+    let content = |tar_path: &str, file: &str| -> String {
+        let t = hcikit::esp::read_fat_file(&esp_bytes, tar_path).unwrap();
+        let mut a = tar::Archive::new(&t[..]);
+        let mut e = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some(file))
+            .unwrap_or_else(|| panic!("{file} not in {tar_path}"));
+        let mut s = String::new();
+        e.read_to_string(&mut s).unwrap();
+        s
+    };
+    let auth = content("hcikit/nodes/pve1/files.tar", "root/.ssh/authorized_keys");
+    assert!(
+        auth.contains("hcikit-bootstrap@lab") && auth.contains("admin@example"),
+        "{auth}"
+    );
+    let known = content("hcikit/nodes/pve1/files.tar", "etc/ssh/ssh_known_hosts");
+    for n in [
+        "pve1,pve1.lab.example,10.2.21.66 ssh-ed25519 ",
+        "pve3,pve3.lab.example,10.2.21.68 ssh-ed25519 ",
+    ] {
+        assert!(known.contains(n), "{known}");
+    }
+    let host_pub = content(
+        "hcikit/nodes/pve1/files.tar",
+        "etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    let key_b64 = host_pub.split(' ').nth(1).unwrap();
+    assert!(
+        known
+            .lines()
+            .any(|l| l.starts_with("pve1,") && l.contains(key_b64)),
+        "pinned host key matches"
+    );
+    let private = content(
+        "hcikit/nodes/pve1/secrets.tar",
+        "etc/ssh/ssh_host_ed25519_key",
+    );
+    assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
     let secret = names("hcikit/nodes/pve1/secrets.tar");
     let secret_paths: Vec<&str> = secret.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(

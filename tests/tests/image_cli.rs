@@ -278,3 +278,39 @@ fn an_open_secrets_seed_is_refused() {
         "never overwritten"
     );
 }
+
+#[test]
+fn the_staging_fallback_for_old_mke2fs_keeps_modes_owners_and_links() {
+    let c = case();
+    let mut cmd = c.cmd();
+    cmd.arg("--base")
+        .arg(&c.fx.base)
+        .args(["--node", "mini1"])
+        .env("HCIKIT_FORCE_STAGING", "1");
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let img = c.out.join("mini1.img");
+    let r = hcikit::inspect::inspect(&img).unwrap();
+    let root = &r.partitions[1];
+    let fs = c.fx.dir.path().join("root.ext4");
+    extract(&img, root.start, root.size, &fs);
+    tool(Command::new("e2fsck").arg("-fn").arg(&fs));
+    let stat = |p: &str| {
+        tool(
+            Command::new("debugfs")
+                .arg("-R")
+                .arg(format!("stat {p}"))
+                .arg(&fs),
+        )
+    };
+    assert!(stat("/usr/bin/sudo").contains("Mode:  04755"));
+    // Owners survive only when the build runs as root (CI does).
+    if nix::unistd::geteuid().is_root() {
+        assert!(stat("/home/user/notes").contains("User:  1000"));
+    }
+    assert!(stat("/usr/bin/a-sudo-link").contains("Links: 2"));
+    assert!(
+        stat("/etc/systemd/system/sysinit.target.wants/hcikit-apply.service")
+            .contains("Type: symlink")
+    );
+}

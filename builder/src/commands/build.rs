@@ -42,6 +42,9 @@ pub struct Args {
     /// Default: <spec dir>/<cluster>.secrets-seed.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
+    /// A folder of templates that replace the built-in ones file by file.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
     let epoch = source_date_epoch()?;
     let cache_dir = args.cache.clone().unwrap_or_else(build::default_cache_dir);
     let progress = Progress::auto();
-    let base = resolve_base(plan, &spec_dir, args.base.as_deref(), &cache_dir)?;
+    let base = resolve_base(plan, &spec_dir, args.base.as_deref(), &cache_dir, progress)?;
     let agent = build::find_agent(args.agent.as_deref())?;
     let overlays = build::find_overlays()?;
 
@@ -68,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     let seed = crate::keys::load_or_create_seed(&seed_path)?;
     let mut rendered = BTreeMap::new();
     for node in &plan.nodes {
-        let mut files = render(plan, &node.name, &loaded.secrets)?;
+        let mut files = render(plan, &node.name, &loaded.secrets, args.templates.as_deref())?;
         files.extend(secret_files(&loaded.secrets));
         rendered.insert(node.name.clone(), files);
     }
@@ -139,7 +142,13 @@ fn source_date_epoch() -> Result<Option<u64>> {
 
 /// The base archive: `--base` (a file, or `debian`/`proxmox` to generate one), else the
 /// spec's `image.base` / `image.base-file` (relative to the spec's folder).
-fn resolve_base(plan: &Plan, spec_dir: &Path, flag: Option<&str>, cache: &Path) -> Result<PathBuf> {
+fn resolve_base(
+    plan: &Plan,
+    spec_dir: &Path,
+    flag: Option<&str>,
+    cache: &Path,
+    progress: Progress,
+) -> Result<PathBuf> {
     let (kind, file) = match flag {
         Some(k @ ("debian" | "proxmox")) => (k.to_string(), None),
         Some(f) => ("file".to_string(), Some(PathBuf::from(f))),
@@ -158,20 +167,36 @@ fn resolve_base(plan: &Plan, spec_dir: &Path, flag: Option<&str>, cache: &Path) 
         crate::rootfs::compression_of(&file)?;
         return Ok(file);
     }
-    generated_base(plan, &kind, cache)
+    generated_base(plan, &kind, cache, progress)
 }
 
-/// A generated Debian / Proxmox base (mmdebstrap), cached.
-fn generated_base(_plan: &Plan, kind: &str, _cache: &Path) -> Result<PathBuf> {
-    anyhow::bail!(
-        "generating a {kind} base is not available in this build yet: pass --base FILE \
-         (a rootfs .tar, .tar.zst or .tar.gz)"
-    )
+/// A generated Debian / Proxmox base (mmdebstrap), cached in the same folder as roots.
+fn generated_base(plan: &Plan, kind: &str, cache: &Path, progress: Progress) -> Result<PathBuf> {
+    let mut plan = plan.clone();
+    plan.image.base = kind.to_string();
+    plan.image.base_file = None;
+    std::fs::create_dir_all(cache)
+        .with_context(|| format!("creating cache folder {}", cache.display()))?;
+    let t = progress.task(format!("{kind} base"), None);
+    let path = crate::base::ensure_base(&plan, cache)?;
+    t.finish("ready");
+    Ok(path)
 }
 
-/// The node's rendered configuration files, secrets included (they go to secrets.tar).
-fn render(_plan: &Plan, _node: &str, _secrets: &SecretValues) -> Result<Vec<NodeFile>> {
-    Ok(Vec::new())
+/// The node's rendered configuration files with secret values revealed: secret files go
+/// to the node's secrets.tar only.
+fn render(
+    plan: &Plan,
+    node: &str,
+    secrets: &SecretValues,
+    templates: Option<&Path>,
+) -> Result<Vec<NodeFile>> {
+    let opts = crate::render::RenderOptions {
+        templates_dir: templates.map(Path::to_path_buf),
+        reveal_secrets: true,
+    };
+    crate::render::render_node(plan, node, secrets, &opts)
+        .with_context(|| format!("rendering the files of {node}"))
 }
 
 /// Every secret value as a file at its `SecretRef::node_path`, for the agent.

@@ -25,6 +25,8 @@
 //!   `osd create` (refuses used disks: partitions, file systems, LVM, boot disk),
 //!   `pool create` (existing pool re-applied, storage "already defined"), `fs create`
 //!   (needs a standby MDS; pools/fs "already exist").
+//! - `ceph` needs a config: `/etc/ceph/ceph.conf` exists only on nodes that ran `init`
+//!   or created a daemon (reference §2.2), else `--conf /etc/pve/ceph.conf`.
 //! - `ceph -s/mon dump/mgr dump/osd tree/mds stat/osd pool ls detail/fs ls -f json`,
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,
@@ -141,6 +143,9 @@ pub struct Faults {
     pub random_kills: u32,
     /// Delay before a killed agent starts again (s).
     pub restart_delay_secs: u64,
+    /// Reboot a node whose run failed after this long (s), as the unit re-runs on the
+    /// next boot; `None`: a failed run stays failed.
+    pub reboot_failed_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -209,8 +214,12 @@ impl SimReport {
         self.outcomes.values().all(|o| *o == Outcome::Done)
     }
     /// The secret values the simulated nodes hold, to check nothing shows them.
-    pub fn secrets() -> [&'static str; 2] {
-        [world::SIM_SMTP_PASSWORD, world::SIM_BOOTSTRAP_PRIVATE]
+    pub fn secrets() -> [&'static str; 3] {
+        [
+            world::SIM_SMTP_PASSWORD,
+            world::SIM_BOOTSTRAP_PRIVATE,
+            world::SIM_REALM_SECRET,
+        ]
     }
 }
 
@@ -597,9 +606,10 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         for _ in 0..f.random_kills {
             let node = plan.nodes[(rng.next_u32() as usize) % n].name.clone();
+            // Mostly the first run; sometimes the restarted one again.
             kills.push(Kill {
                 node,
-                run: 0,
+                run: u32::from(rng.next_u32() % 4 == 0),
                 call: rng.next_u64() % 400,
                 after: rng.next_u32() % 2 == 0,
             });
@@ -625,6 +635,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         limit_ms: limit_s * 1000,
     });
     let restart_ms = f.restart_delay_secs.max(1) * 1000;
+    let reboot_ms = f.reboot_failed_after_secs.map(|s| s * 1000);
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let mut handles = Vec::new();
     for (idx, node) in plan.nodes.iter().enumerate() {
@@ -639,7 +650,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
             name.clone(),
             std::thread::spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
-                    agent(shared, idx, &plan, &name, restart_ms)
+                    agent(shared, idx, &plan, &name, restart_ms, reboot_ms)
                 })
             }),
         ));
@@ -711,6 +722,7 @@ fn agent(
     plan: &Plan,
     name: &str,
     restart_ms: u64,
+    reboot_ms: Option<u64>,
 ) -> (Outcome, u64, u32) {
     shared.wait_turn(idx);
     let mut run = 0;
@@ -725,7 +737,14 @@ fn agent(
         let r = catch_unwind(AssertUnwindSafe(|| crate::run::run(&host, plan, name)));
         match r {
             Ok(Ok(())) => break Outcome::Done,
-            Ok(Err(e)) => break Outcome::Failed(format!("{e:#}")),
+            Ok(Err(e)) => match reboot_ms {
+                Some(ms) if shared.now() + ms <= shared.limit_ms => {
+                    run += 1;
+                    shared.yield_until(idx, shared.now() + ms);
+                    shared.event(name, format!("rebooted after a failed run (run {run})"));
+                }
+                _ => break Outcome::Failed(format!("{e:#}")),
+            },
             Err(p) if p.is::<Killed>() => {
                 run += 1;
                 let t = shared.now() + restart_ms;
@@ -745,4 +764,114 @@ fn agent(
     let t = shared.now();
     shared.finish(idx);
     (outcome, t, run)
+}
+
+/// Adds one fault from its command-line form (`hcikit simulate --fault …`):
+///
+/// - `late:NODE=SECS`: NODE boots SECS seconds late
+/// - `absent:NODE`: NODE never boots
+/// - `link-late:NODE/NETWORK=SECS`: NODE's link on NETWORK comes up at SECS
+/// - `lock:NODE=N`: NODE's next N joins hit the corosync.conf lock
+/// - `task-error:NODE:COMMAND=N`: the next N runs of COMMAND (prefix, e.g. `pveceph pool
+///   create`) on NODE (`*` = any) fail inside the task
+/// - `kill:NODE@CALL` / `kill-after:NODE@CALL`: kill NODE's agent before/after its
+///   CALL-th Host call (it restarts after `restart=SECS`, default 30)
+/// - `random-kills=N`: N kills at seeded random points
+/// - `reboot-failed=SECS`: a node whose run failed reboots (and re-runs) after SECS
+/// - `disk:NODE:DEV=ext4|gpt|lvm`: the disk is not blank at the start
+pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
+    let bad = || anyhow::anyhow!("cannot parse fault '{spec}' (see `hcikit simulate --help`)");
+    let (kind, rest) = spec.split_once([':', '=']).ok_or_else(bad)?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    match kind {
+        "late" => {
+            let (n, s) = rest.split_once('=').ok_or_else(bad)?;
+            f.late.insert(n.into(), num(s)?);
+        }
+        "absent" => {
+            f.absent.insert(rest.into());
+        }
+        "link-late" => {
+            let (ns, s) = rest.split_once('=').ok_or_else(bad)?;
+            let (n, net) = ns.split_once('/').ok_or_else(bad)?;
+            f.link_late.insert((n.into(), net.into()), num(s)?);
+        }
+        "lock" => {
+            let (n, c) = rest.split_once('=').ok_or_else(bad)?;
+            f.fail.push(FailRule {
+                node: Some(n.into()),
+                command: "pvecm add".into(),
+                times: num(c)? as u32,
+                kind: FailKind::LockTimeout,
+            });
+        }
+        "task-error" => {
+            let (nc, c) = rest.rsplit_once('=').ok_or_else(bad)?;
+            let (n, cmd) = nc.split_once(':').ok_or_else(bad)?;
+            f.fail.push(FailRule {
+                node: (n != "*").then(|| n.to_string()),
+                command: cmd.into(),
+                times: num(c)? as u32,
+                kind: FailKind::TaskError(format!("simulated failure of {cmd}")),
+            });
+        }
+        "kill" | "kill-after" => {
+            let (n, c) = rest.split_once('@').ok_or_else(bad)?;
+            f.kills.push(Kill {
+                node: n.into(),
+                run: 0,
+                call: num(c)?,
+                after: kind == "kill-after",
+            });
+        }
+        "random-kills" => f.random_kills = num(rest)? as u32,
+        "restart" => f.restart_delay_secs = num(rest)?,
+        "reboot-failed" => f.reboot_failed_after_secs = Some(num(rest)?),
+        "disk" => {
+            let (nd, c) = rest.rsplit_once('=').ok_or_else(bad)?;
+            let (n, d) = nd.split_once(':').ok_or_else(bad)?;
+            let content = match c {
+                "ext4" => DiskContent::Ext4,
+                "gpt" => DiskContent::Gpt,
+                "lvm" => DiskContent::Lvm,
+                _ => return Err(bad()),
+            };
+            f.disks.push((n.into(), d.into(), content));
+        }
+        _ => return Err(bad()),
+    }
+    if f.restart_delay_secs == 0 {
+        f.restart_delay_secs = 30;
+    }
+    Ok(())
+}
+
+/// Simulated makespan against the critical path of the same latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measure {
+    /// From the last peer's boot to the founder recording HEALTH_OK (ms).
+    pub to_health_ok_ms: Option<u64>,
+    /// From the last peer's boot to the last node finishing (ms).
+    pub to_done_ms: u64,
+    pub critical_health_ok_ms: u64,
+    pub critical_done_ms: u64,
+}
+
+impl Measure {
+    pub fn of(plan: &Plan, r: &SimReport, lat: &Latencies) -> Measure {
+        let cp = critical::critical_path(plan, lat);
+        let founder = &plan.cluster.founder;
+        let health = r
+            .events
+            .iter()
+            .find(|e| &e.node == founder && e.text.ends_with("ceph-health: done"))
+            .map(|e| e.at_ms.saturating_sub(r.all_up_ms));
+        let done = r.finished_ms.values().copied().max().unwrap_or(0);
+        Measure {
+            to_health_ok_ms: health,
+            to_done_ms: done.saturating_sub(r.all_up_ms),
+            critical_health_ok_ms: cp.health_ok_ms,
+            critical_done_ms: cp.total_ms,
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub const HANG: u64 = u64::MAX / 4;
 pub const SIM_SMTP_PASSWORD: &str = "sim-Smtp-Pa55word-7c1e";
 /// Body of the simulated bootstrap private key (a secret).
 pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPrivate9f2a";
+/// The realm bind secret every simulated node holds (a secret).
+pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
 pub const SIM_BOOTSTRAP_PUB: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIsimBootstrapPub hcikit-bootstrap";
 
@@ -70,6 +72,8 @@ pub struct SimNode {
     pub install_window: Option<(u64, u64)>,
     /// pmxcfs restarting: pvesh fails in this window.
     pub pmxcfs_down: Option<(u64, u64)>,
+    /// `/etc/ceph/ceph.conf → /etc/pve/ceph.conf`, made by init, mon/mgr/osd create.
+    pub ceph_symlink: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -284,6 +288,11 @@ impl World {
                         files.insert(p.node_path(), format!("{SIM_SMTP_PASSWORD}\n").into_bytes());
                     }
                 }
+                for r in &plan.realms {
+                    if let Some(sec) = &r.secret {
+                        files.insert(sec.node_path(), format!("{SIM_REALM_SECRET}\n").into_bytes());
+                    }
+                }
                 let mut disks = vec![SimDisk {
                     path: "/dev/sda".into(),
                     content: DiskContent::Gpt,
@@ -315,6 +324,7 @@ impl World {
                         .flatten(),
                     install_window: None,
                     pmxcfs_down: None,
+                    ceph_symlink: false,
                 }
             })
             .collect();
@@ -390,6 +400,21 @@ impl World {
     fn online(&self, m: &Member) -> bool {
         m.online_at.is_some_and(|t| t <= self.now)
             && self.idx(&m.name).is_some_and(|i| self.booted(i))
+    }
+
+    /// Per corosync link of a member: is its network up on that node?
+    pub fn links_up(&self, m: &Member) -> BTreeMap<u8, bool> {
+        let i = self.idx(&m.name);
+        m.links
+            .iter()
+            .map(|(n, ip)| {
+                let up = match (i, self.owner_of(ip)) {
+                    (Some(i), Some((_, net))) => self.link_up(i, &net),
+                    _ => false,
+                };
+                (*n, up)
+            })
+            .collect()
     }
 
     pub fn quorate(&self) -> bool {
@@ -804,8 +829,8 @@ impl World {
             .map(|m| m.nodeid)
             .collect();
         let nodeid = (1..).find(|n| !used.contains(n)).unwrap_or(1);
-        // corosync comes up when every link of the new node reaches the cluster.
-        let reaches = links.values().all(|ip| {
+        // knet (link_mode passive) forms membership over any working link.
+        let reaches = links.values().any(|ip| {
             self.owner_of(ip)
                 .is_some_and(|(_, net)| self.link_up(i, &net) && self.link_up(t, &net))
         });
@@ -877,6 +902,7 @@ impl World {
                 self.seed & 0xffff_ffff_ffff
             ));
         }
+        self.nodes[i].ceph_symlink = true;
         if let Some(n) = p.opt("network") {
             self.ceph.public_network = Some(n.to_string());
             self.ceph.cluster_network = Some(p.opt("cluster-network").unwrap_or(n).to_string());
@@ -933,6 +959,7 @@ impl World {
         }
         let first = self.ceph.mons.is_empty();
         let at = self.now + l;
+        self.nodes[i].ceph_symlink = true;
         self.ceph.mons.push(Daemon {
             name: me.clone(),
             at,
@@ -981,6 +1008,7 @@ impl World {
         if let Some(k) = self.fail_rule(i, shown) {
             return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
         }
+        self.nodes[i].ceph_symlink = true;
         self.ceph.mgrs.push(Daemon {
             name: me.clone(),
             at: self.now + l,
@@ -1620,7 +1648,13 @@ impl World {
 
     fn ceph_query(&mut self, i: usize, p: &Parsed) -> Reply {
         let q = self.lat.query_ms;
-        if !self.ceph_configured(i) {
+        let conf = p.opt("conf").or(p.opt("c"));
+        let has_conf = match conf {
+            Some("/etc/pve/ceph.conf") => true,
+            Some(_) => false,
+            None => self.nodes[i].ceph_symlink,
+        };
+        if !self.ceph_configured(i) || !has_conf {
             return fail(q, 1, "Error initializing cluster client: ObjectNotFound('RADOS object not found (error calling conf_read_file)')");
         }
         let quorum = self.quorum_names();
@@ -1853,6 +1887,7 @@ impl World {
                 "links": c.links,
                 "members": c.members.iter().map(|m| json!({
                     "name": m.name, "nodeid": m.nodeid, "online": self.online(m), "links": m.links,
+                    "links-up": self.links_up(m),
                 })).collect::<Vec<_>>(),
             })),
             "ceph": {

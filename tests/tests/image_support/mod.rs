@@ -271,13 +271,25 @@ pub fn tool(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Copies `len` bytes at `offset` of `img` into a new file.
+/// Copies `len` bytes at `offset` of `img` into a new sparse file (zero blocks skipped).
 pub fn extract(img: &Path, offset: u64, len: u64, to: &Path) {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(img).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut out = std::fs::File::create(to).unwrap();
-    std::io::copy(&mut f.by_ref().take(len), &mut out).unwrap();
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(img).unwrap();
+    let out = std::fs::File::create(to).unwrap();
+    out.set_len(len).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let zero = vec![0u8; 4096];
+    let mut pos = 0;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        f.read_exact_at(&mut buf[..n], offset + pos).unwrap();
+        for (i, c) in buf[..n].chunks(4096).enumerate() {
+            if c != &zero[..c.len()] {
+                out.write_all_at(c, pos + (i * 4096) as u64).unwrap();
+            }
+        }
+        pos += n as u64;
+    }
 }
 
 /// Every regular file in a folder, by name, with its bytes.
