@@ -245,6 +245,8 @@ fn prepare_spec(run: &Path, sc: &Scenario) -> Result<PathBuf> {
             let e = e?;
             let to = run.join("secrets").join(e.file_name());
             std::fs::copy(e.path(), &to)?;
+            // As a user should keep them (hcikit warns otherwise).
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         }
     }
     Ok(spec)
