@@ -214,11 +214,13 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     );
     if !failures.is_empty() {
         bail!(
-            "{} check(s) failed:\n{}",
+            "{} check(s) failed (logs and disks in {}):\n{}",
             failures.len(),
+            run.display(),
             failures.join("\n")
         );
     }
+    vm::remove_disks(&run);
     Ok(())
 }
 
