@@ -271,7 +271,10 @@ pub fn index_base(tar_path: &Path, shown: &Path) -> Result<Vec<Item>> {
         let mut entry = entry.map_err(|e| corrupt(shown, e))?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
         if path.split('/').any(|c| c == "..") {
-            return Err(corrupt(shown, format!("{path}: a path that leaves the root")));
+            return Err(corrupt(
+                shown,
+                format!("{path}: a path that leaves the root"),
+            ));
         }
         let h = entry.header();
         let mode = h.mode().map_err(|e| corrupt(shown, e))? & 0o7777;
