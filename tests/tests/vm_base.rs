@@ -54,6 +54,7 @@ fn debian_base_builds_and_is_cached() {
     assert!(find("usr/sbin/corosync").is_some());
     assert!(find("usr/sbin/ifup").is_some());
     assert!(find("etc/systemd/system-preset/10-hcikit.preset").is_some());
+    assert!(find("etc/systemd/system/networking.service.d/hcikit.conf").is_some());
     assert!(
         find("etc/systemd/system/multi-user.target.wants/corosync.service").is_none(),
         "corosync enabled in the base"

@@ -137,4 +137,5 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
     println!("{}", lab::timings("all pings answered", &done));
     println!("whole run: {}", lab::secs(t0));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    vm::remove_disks(&run);
 }

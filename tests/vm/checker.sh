@@ -142,10 +142,11 @@ else
 fi
 
 # The agent's own unit ran (or is running) its cluster run; without Proxmox it must stop
-# at the first Proxmox step. Reported in the background once the unit settles.
+# at the first Proxmox step. Reported in the background once the unit has failed, or
+# after a while if the agent keeps retrying that step.
 if [ -n "${REPORT_FIRSTBOOT:-}" ]; then
     (
-        for _ in $(seq 200); do
+        for _ in $(seq 50); do
             [ "$(prop hcikit-firstboot.service ActiveState)" != activating ] && break
             sleep 3
         done

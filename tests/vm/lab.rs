@@ -226,15 +226,12 @@ impl Lab {
 
     /// Lines in guest `g`'s results log so far (for [`Lab::wait_after`]).
     pub fn line_count(&self, g: usize) -> usize {
-        std::fs::read_to_string(self.results_log(g))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        qemu::read_lossy(&self.results_log(g)).lines().count()
     }
 
     /// All `HCIKIT` lines of guest `g`'s current boot, without the prefix.
     pub fn lines(&self, g: usize) -> Vec<String> {
-        std::fs::read_to_string(self.results_log(g))
-            .unwrap_or_default()
+        qemu::read_lossy(&self.results_log(g))
             .lines()
             .filter_map(|l| l.trim_end_matches('\r').strip_prefix("HCIKIT "))
             .map(str::to_string)

@@ -35,6 +35,31 @@ pub fn run_dir(name: &str) -> PathBuf {
     d
 }
 
+/// After a passing run, deletes the run's disk images (GBs each) and keeps the logs;
+/// `HCIKIT_VM_KEEP=1` keeps everything. A failing run keeps everything for inspection.
+pub fn remove_disks(run: &std::path::Path) {
+    if std::env::var_os("HCIKIT_VM_KEEP").is_some() {
+        return;
+    }
+    let mut dirs = vec![run.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if name.ends_with(".img") || name.ends_with(".raw") || name.ends_with(".img.zst")
+            {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
 /// One entry of a tar listing.
 #[derive(Debug, Clone)]
 pub struct TarEntry {

@@ -278,7 +278,9 @@ pub fn wait_for_line<T>(
 ) -> Result<(T, Duration)> {
     let t = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(file) {
+        // The firmware writes to every serial port, not always valid UTF-8.
+        if let Ok(bytes) = std::fs::read(file) {
+            let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().skip(skip) {
                 if let Some(v) = want(line.trim_end_matches('\r')) {
                     return Ok((v, t.elapsed()));
@@ -295,6 +297,13 @@ pub fn wait_for_line<T>(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A log file as text, invalid UTF-8 replaced (firmware output is not always UTF-8).
+pub fn read_lossy(file: &Path) -> String {
+    std::fs::read(file)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs a helper tool through the project's command helper, with the Debian package to
@@ -372,6 +381,28 @@ mod tests {
              -netdev dgram,id=h0p1s,local.type=unix,local.path=/s/a2,remote.type=unix,remote.path=/v/a2 \
              -netdev hubport,id=h0p1,hubid=0,netdev=h0p1s"
         );
+    }
+
+    #[test]
+    fn result_lines_are_found_after_firmware_garbage() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("ttyS1.log");
+        std::fs::write(
+            &f,
+            b"\x1b[2J\xc4\xc4 BdsDxe\r\nHCIKIT boot x\r\nHCIKIT quorum y\n",
+        )
+        .unwrap();
+        let ok = || Ok(());
+        let (v, _) = wait_for_line(&f, 0, Duration::from_secs(1), ok, |l| {
+            l.strip_prefix("HCIKIT boot ").map(str::to_string)
+        })
+        .unwrap();
+        assert_eq!(v, "x");
+        // Skipping the first two lines leaves only the quorum line.
+        let err = wait_for_line(&f, 2, Duration::from_millis(10), ok, |l| {
+            l.starts_with("HCIKIT boot").then_some(())
+        });
+        assert!(err.is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Bumped whenever the recipe below changes in a way the argv does not show (it is part
 /// of the cache key either way).
-pub const BASE_RECIPE_VERSION: u32 = 1;
+pub const BASE_RECIPE_VERSION: u32 = 2;
 
 /// What a node needs besides the essential set: kernel and boot loader, systemd, the
 /// network stack that reads `/etc/network/interfaces`, SSH, time, corosync, and the disk
@@ -91,6 +91,16 @@ pub const INITRAMFS_MODULES: &[&str] = &[
 pub const PROXMOX_BOOKWORM_KEY_SHA512: &str = "7da6fe34168adc6e479327ba517796d4702fa2f8b4f0a9833f5ea6e6b48f6507a6da403a274fe201595edc86a84463d50383d07f64bdde2e3658108db7d6dc87";
 /// Where the key goes inside the base (the path the Proxmox procedure uses).
 pub const PROXMOX_KEY_IN_BASE: &str = "/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg";
+
+/// Drop-in for ifupdown2's `networking.service` (see [`base_recipe`]).
+pub const NETWORKING_DROP_IN: &str = "\
+# hcikit: run as a systemd network manager: pull in network.target and order before
+# it, after network-pre.target (where hcikit-apply hooks in).
+[Unit]
+Wants=network.target
+After=network-pre.target
+Before=network.target
+";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -288,6 +298,16 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         write_file_hook(
             "/usr/share/initramfs-tools/modules.d/hcikit",
             &(INITRAMFS_MODULES.join("\n") + "\n"),
+        )
+    ));
+    // ifupdown2's networking.service neither pulls in network.target nor orders itself
+    // after network-pre.target, so nothing hooked there (hcikit-apply, firewalls) would
+    // run, or run first. This makes it behave like a systemd network manager should.
+    options.push(format!(
+        "--essential-hook={}",
+        write_file_hook(
+            "/etc/systemd/system/networking.service.d/hcikit.conf",
+            NETWORKING_DROP_IN,
         )
     ));
     if flavour == Flavour::Debian {

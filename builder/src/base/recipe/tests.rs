@@ -104,6 +104,7 @@ fn good_key() -> Keyring {
 /// The hooks shared by both flavours, as mmdebstrap receives them.
 const INITRAMFS_CONF_HOOK: &str = "--essential-hook=mkdir -p \"$1/etc/initramfs-tools/conf.d\" && printf '%s' '# hcikit: a fixed driver list (see modules.d/hcikit).\nMODULES=list\nCOMPRESS=zstd\n' > \"$1/etc/initramfs-tools/conf.d/hcikit\"";
 const INITRAMFS_MODULES_HOOK: &str = "--essential-hook=mkdir -p \"$1/usr/share/initramfs-tools/modules.d\" && printf '%s' 'virtio_pci\nvirtio_blk\nvirtio_scsi\nsd_mod\nahci\nnvme\nxhci_pci\nehci_pci\nusb_storage\nuas\nmmc_block\nsdhci_pci\nsdhci_acpi\nhid_generic\nusbhid\next4\ncrc32c_generic\ncrc32c_intel\noverlay\n' > \"$1/usr/share/initramfs-tools/modules.d/hcikit\"";
+const NETWORKING_HOOK: &str = "--essential-hook=mkdir -p \"$1/etc/systemd/system/networking.service.d\" && printf '%s' '# hcikit: run as a systemd network manager: pull in network.target and order before\n# it, after network-pre.target (where hcikit-apply hooks in).\n[Unit]\nWants=network.target\nAfter=network-pre.target\nBefore=network.target\n' > \"$1/etc/systemd/system/networking.service.d/hcikit.conf\"";
 const DPKG_FILTERS: [&str; 7] = [
     "--dpkgopt=path-exclude=/usr/share/man/*",
     "--dpkgopt=path-exclude=/usr/share/info/*",
@@ -138,6 +139,7 @@ fn debian_recipe_is_pinned() {
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
     expected.push(INITRAMFS_MODULES_HOOK.into());
+    expected.push(NETWORKING_HOOK.into());
     expected.push(
         "--essential-hook=mkdir -p \"$1/etc/systemd/system-preset\" && printf '%s' '# hcikit: \
          ifupdown2 owns the network, chrony the clock; corosync starts\n# once the cluster is \
@@ -198,6 +200,7 @@ Components: no-subscription
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
     expected.push(INITRAMFS_MODULES_HOOK.into());
+    expected.push(NETWORKING_HOOK.into());
     expected.push(
         r#"--customize-hook=chroot "$1" sh -c 'if dpkg-query -W os-prober >/dev/null 2>&1; then apt-get -y purge os-prober; fi'"#
             .into(),
