@@ -37,16 +37,31 @@ cp "$root/examples/lab.toml" "$spec_dir/lab.toml"
 printf '\n[image]\ndisk-size = "%s"\nesp-size = "%sM"\n' "$disk" "$esp_mib" >>"$spec_dir/lab.toml"
 
 export SOURCE_DATE_EPOCH=1700000000
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 ms() { date +%s%3N; }
-declare -A result
+# CPU milliseconds (user + system) of every finished child so far, from `times`, which
+# must run in this shell (not in a command substitution) to see its children.
+child_cpu_ms() {
+  times >"$work/.times"
+  tail -1 "$work/.times" | python3 -c '
+import re, sys
+t = [float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())]
+print(int(sum(t) * 1000))' >"$work/.cpu"
+}
+declare -A result cpu
 timed() { # name command...
-  local name=$1 s e
+  local name=$1 s e c0 c1
   shift
+  child_cpu_ms
+  c0=$(<"$work/.cpu")
   s=$(ms)
   "$@" >"$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
   e=$(ms)
+  child_cpu_ms
+  c1=$(<"$work/.cpu")
   result[$name]=$((e - s))
-  printf '%-28s %6d ms\n' "$name" "${result[$name]}" >&2
+  cpu[$name]=$((c1 - c0))
+  printf '%-30s %7d ms wall %7d ms cpu\n' "$name" "${result[$name]}" "${cpu[$name]}" >&2
 }
 build() { "$hcikit" build "$spec_dir/lab.toml" --base "$base" --cache "$work/cache" "$@"; }
 
@@ -95,16 +110,18 @@ shell_pipeline() {
 timed shell-3-nodes shell_pipeline
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-cat <<EOF
-
-| run | ms | vs hcikit 1 node cold |
-|---|---:|---:|
-| hcikit, 1 node, cold cache | ${result[hcikit-1-node-cold]} | 1.00 |
-| hcikit, 3 nodes, cold cache | ${result[hcikit-3-nodes-cold]} | $(ratio "${result[hcikit-3-nodes-cold]}" "${result[hcikit-1-node-cold]}") |
-| hcikit, 3 nodes, spec-only change (root cached) | ${result[hcikit-3-nodes-spec-only]} | $(ratio "${result[hcikit-3-nodes-spec-only]}" "${result[hcikit-1-node-cold]}") |
-| hcikit, 3 nodes, zst, root compressed now | ${result[hcikit-3-nodes-zst-first]} | $(ratio "${result[hcikit-3-nodes-zst-first]}" "${result[hcikit-1-node-cold]}") |
-| hcikit, 3 nodes, zst, spec-only change | ${result[hcikit-3-nodes-zst-spec-only]} | $(ratio "${result[hcikit-3-nodes-zst-spec-only]}" "${result[hcikit-1-node-cold]}") |
-| shell pipeline, 3 nodes | ${result[shell-3-nodes]} | $(ratio "${result[shell-3-nodes]}" "${result[hcikit-1-node-cold]}") |
-
-base: $(basename "$base") ($(du -h "$base" | cut -f1)), disk $disk, ESP ${esp_mib} MiB, $(nproc) cores
-EOF
+row() { # label name
+  printf '| %s | %d | %s | %d | %s |\n' "$1" "${result[$2]}" "$(ratio "${result[$2]}" "${result[hcikit-1-node-cold]}")" \
+    "${cpu[$2]}" "$(ratio "${cpu[$2]}" "${cpu[hcikit-1-node-cold]}")"
+}
+echo
+echo "| run | wall ms | wall vs 1 node | CPU ms | CPU vs 1 node |"
+echo "|---|---:|---:|---:|---:|"
+row "hcikit, 1 node, cold cache" hcikit-1-node-cold
+row "hcikit, 3 nodes, cold cache" hcikit-3-nodes-cold
+row "hcikit, 3 nodes, spec-only change (root cached)" hcikit-3-nodes-spec-only
+row "hcikit, 3 nodes, zst, root compressed now" hcikit-3-nodes-zst-first
+row "hcikit, 3 nodes, zst, spec-only change" hcikit-3-nodes-zst-spec-only
+row "shell pipeline, 3 nodes" shell-3-nodes
+echo
+echo "base: $(basename "$base") ($(du -h "$base" | cut -f1)), disk $disk, ESP ${esp_mib} MiB, $(nproc) cores, load average before: $load0"

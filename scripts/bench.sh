@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# `just bench`: runs every scripts/bench-*.sh (image builds, simulated first boot, …).
+# `just bench`: every scripts/bench-*.sh (image builds), then the simulated first boot.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 for b in "$here"/bench-*.sh; do
   echo "== $(basename "$b")"
   bash "$b"
 done
+if [[ -f $here/../firstboot/benches/sim.rs ]]; then
+  echo "== simulated first boot"
+  cargo bench --manifest-path "$here/../Cargo.toml" -p hcikit-firstboot --bench sim
+fi

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// Where the agent installs the corosync key; not `/etc/corosync/authkey`, whose
 /// presence makes `pvecm add` refuse to join.
-pub const COROSYNC_AUTHKEY: &str = "/etc/hcikit/corosync/authkey";
+pub const COROSYNC_AUTHKEY: &str = hcikit_firstboot::layout::COROSYNC_AUTHKEY;
 /// The bootstrap client key on every node.
 pub const BOOTSTRAP_KEY: &str = "/root/.ssh/hcikit-bootstrap";
 pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";

@@ -204,6 +204,8 @@ pub enum Compression {
     None,
     Zstd,
     Gzip,
+    /// Decompressed by the `xz` tool (no xz crate in the workspace).
+    Xz,
 }
 
 pub fn compression_of(path: &Path) -> Result<Compression> {
@@ -214,9 +216,11 @@ pub fn compression_of(path: &Path) -> Result<Compression> {
         Ok(Compression::Zstd)
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         Ok(Compression::Gzip)
+    } else if name.ends_with(".tar.xz") || name.ends_with(".txz") {
+        Ok(Compression::Xz)
     } else {
         Err(InputError::new(format!(
-            "base archive {}: unknown type (expected .tar, .tar.zst or .tar.gz)",
+            "base archive {}: unknown type (expected .tar, .tar.zst, .tar.gz or .tar.xz)",
             path.display()
         ))
         .into())
@@ -236,6 +240,15 @@ pub fn plain_base(base: &Path, scratch: &Path) -> Result<PathBuf> {
             zstd::stream::read::Decoder::new(input).context("starting zstd decompression")?,
         ),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(input))),
+        Compression::Xz => {
+            let out =
+                File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+            let mut c = std::process::Command::new("xz");
+            c.arg("-dc").arg(base).stdout(out);
+            hcikit_firstboot::cmd::run(&mut c, Some("the Debian package xz-utils"))
+                .map_err(|e| corrupt(base, format!("{e:#}")))?;
+            return Ok(scratch.to_path_buf());
+        }
     };
     let mut out = BufWriter::new(
         File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?,
@@ -270,6 +283,12 @@ pub fn index_base(tar_path: &Path, shown: &Path) -> Result<Vec<Item>> {
     for entry in archive.entries_with_seek().map_err(|e| corrupt(shown, e))? {
         let mut entry = entry.map_err(|e| corrupt(shown, e))?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        if path.split('/').any(|c| c == "..") {
+            return Err(corrupt(
+                shown,
+                format!("{path}: a path that leaves the root"),
+            ));
+        }
         let h = entry.header();
         let mode = h.mode().map_err(|e| corrupt(shown, e))? & 0o7777;
         let uid = h.uid().map_err(|e| corrupt(shown, e))?;
@@ -609,6 +628,43 @@ mod tests {
         );
         i.uid = 100;
         i
+    }
+
+    fn tar_with(path: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(1);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend_from_slice(&[b'x'; 512]);
+        t.extend_from_slice(&[0; 1024]);
+        t
+    }
+
+    #[test]
+    fn base_index_refuses_paths_that_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok.tar");
+        std::fs::write(&ok, tar_with(b"./etc/x")).unwrap();
+        let items = index_base(&ok, &ok).unwrap();
+        assert_eq!(items[0].path, "etc/x");
+        assert_eq!(
+            items[0].data,
+            Data::Base {
+                offset: 512,
+                len: 1
+            }
+        );
+        let bad = dir.path().join("bad.tar");
+        std::fs::write(&bad, tar_with(b"etc/../../x")).unwrap();
+        let err = index_base(&bad, &bad).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(format!("{err}").contains("leaves the root"), "{err}");
     }
 
     #[test]

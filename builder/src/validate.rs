@@ -1430,7 +1430,7 @@ impl Checker {
 /// Realm option names with whether the spec sets them.
 type Fields<'a> = Vec<(&'a str, bool)>;
 
-pub const DEFAULT_DISK_SIZE: u64 = 16 << 30;
+pub const DEFAULT_DISK_SIZE: u64 = 8 << 30;
 pub const DEFAULT_ESP_SIZE: u64 = 512 << 20;
 pub const MIN_ESP_SIZE: u64 = 256 << 20;
 pub const MIN_ROOT_SIZE: u64 = 4 << 30;

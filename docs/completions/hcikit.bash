@@ -103,7 +103,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__build)
-            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --seed --verbose --help --version"
+            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --seed --templates --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -138,6 +138,10 @@ _hcikit() {
                     return 0
                     ;;
                 --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -435,12 +439,20 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__simulate)
-            opts="-v -h -V --verbose --help --version"
+            opts="-v -h -V --json --seed --queries --fault --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -54,13 +54,14 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s v -l verbose -d
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s V -l version -d 'Print version'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s o -l out -d 'Output folder for images, bmaps, SHA256SUMS and manifest.json' -r -F
-complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l format -d '`raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once)' -r -f -a "raw\t''
 zst\t''"
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l node -d 'Build only this node (repeatable). Default: every node' -r
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l cache -d 'Cache folder for the root filesystem. Default: $XDG_CACHE_HOME/hcikit or ~/.cache/hcikit' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l agent -d 'The hcikit-firstboot binary to put into the root. Default: $HCIKIT_AGENT, or the one next to this executable' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l seed -d 'The cluster\'s secrets seed (created with mode 0600 if missing, never overwritten). Default: <spec dir>/<cluster>.secrets-seed' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l templates -d 'A folder of templates that replace the built-in ones file by file' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l fleet -d 'One image that carries every node\'s files; each machine picks its own at first boot'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help'
@@ -76,6 +77,10 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand flash" -l allow-file -d 'A
 complete -c hcikit -n "__fish_hcikit_using_subcommand flash" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand flash" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand flash" -s V -l version -d 'Print version'
+complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -l seed -d 'Seed for randomised faults' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -l fault -d 'Inject a fault (repeatable): late:NODE=SECS, absent:NODE, link-late:NODE/NETWORK=SECS, lock:NODE=N, task-error:NODE:COMMAND=N, kill:NODE@CALL, kill-after:NODE@CALL, random-kills=N, restart=SECS, reboot-failed=SECS, disk:NODE:DEV=ext4|gpt|lvm' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -l json -d 'Print the command log and the final world as JSON'
+complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -l queries -d 'Show read-only queries in the timeline too'
 complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand simulate" -s V -l version -d 'Print version'

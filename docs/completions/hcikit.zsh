@@ -74,12 +74,13 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '-o+[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
 '--out=[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
-'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
+'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
 '--format=[\`raw\`\: sparse \`<node>.img\`; \`zst\`\: \`<node>.img.zst\` (the shared root compressed once)]:FORMAT:(raw zst)' \
 '*--node=[Build only this node (repeatable). Default\: every node]:NAME:_default' \
 '--cache=[Cache folder for the root filesystem. Default\: \$XDG_CACHE_HOME/hcikit or ~/.cache/hcikit]:DIR:_files' \
 '--agent=[The hcikit-firstboot binary to put into the root. Default\: \$HCIKIT_AGENT, or the one next to this executable]:PATH:_files' \
 '--seed=[The cluster'\''s secrets seed (created with mode 0600 if missing, never overwritten). Default\: <spec dir>/<cluster>.secrets-seed]:FILE:_files' \
+'--templates=[A folder of templates that replace the built-in ones file by file]:DIR:_files' \
 '--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
@@ -121,12 +122,17 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (simulate)
 _arguments "${_arguments_options[@]}" : \
+'--seed=[Seed for randomised faults]:SEED:_default' \
+'*--fault=[Inject a fault (repeatable)\: late\:NODE=SECS, absent\:NODE, link-late\:NODE/NETWORK=SECS, lock\:NODE=N, task-error\:NODE\:COMMAND=N, kill\:NODE@CALL, kill-after\:NODE@CALL, random-kills=N, restart=SECS, reboot-failed=SECS, disk\:NODE\:DEV=ext4|gpt|lvm]:FAULT:_default' \
+'--json[Print the command log and the final world as JSON]' \
+'--queries[Show read-only queries in the timeline too]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
+':spec -- The cluster spec, e.g. cluster.toml:_files' \
 && ret=0
 ;;
 (completions)

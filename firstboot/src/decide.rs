@@ -28,6 +28,12 @@ pub const BOOTSTRAP_PUB: &str = "/root/.ssh/hcikit-bootstrap.pub";
 /// The cluster-wide authorized_keys (`/root/.ssh/authorized_keys` links here once clustered).
 pub const CLUSTER_AUTHORIZED_KEYS: &str = "/etc/pve/priv/authorized_keys";
 pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+/// root's ssh client configuration, where joiners get a marked block for the founder.
+pub const SSH_CONFIG: &str = "/root/.ssh/config";
+const SSH_BLOCK_BEGIN: &str = "# BEGIN hcikit bootstrap (removed after the join)";
+const SSH_BLOCK_END: &str = "# END hcikit bootstrap";
+/// Where corosync (and `pvecm create`) look for the cluster key.
+pub const COROSYNC_KEY: &str = "/etc/corosync/authkey";
 pub const CEPH_INSTALL_FLAG: &str = "/run/pve-ceph-install-flag";
 pub const CEPH_BINARIES: [&str; 3] = [
     "/usr/bin/ceph-mon",
@@ -39,7 +45,12 @@ pub const CEPH_BINARIES: [&str; 3] = [
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
     Peers,
+    /// Founder: put the seeded corosync key where `pvecm create` keeps it.
+    CorosyncKey,
     CreateCluster,
+    /// Joiners: make root's ssh use the bootstrap key and pinned host keys for the
+    /// founder, since `pvecm add --use_ssh` runs plain `ssh`/`ssh-copy-id`.
+    SshConfig,
     JoinCluster,
     CephPackages,
     ClusterComplete,
@@ -68,7 +79,9 @@ impl Step {
     pub fn id(&self) -> String {
         match self {
             Step::Peers => "peers".into(),
+            Step::CorosyncKey => "corosync-authkey".into(),
             Step::CreateCluster => "cluster-create".into(),
+            Step::SshConfig => "ssh-bootstrap-config".into(),
             Step::JoinCluster => "cluster-join".into(),
             Step::CephPackages => "ceph-packages".into(),
             Step::ClusterComplete => "cluster-complete".into(),
@@ -114,11 +127,13 @@ impl Step {
 pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
     let founder = me.name == plan.cluster.founder;
     let mut s = vec![Step::Peers];
-    s.push(if founder {
-        Step::CreateCluster
+    if founder {
+        s.push(Step::CorosyncKey);
+        s.push(Step::CreateCluster);
     } else {
-        Step::JoinCluster
-    });
+        s.push(Step::SshConfig);
+        s.push(Step::JoinCluster);
+    }
     if plan.ceph.is_some() {
         s.push(Step::CephPackages);
     }
@@ -236,6 +251,10 @@ pub struct Observed {
     pub bootstrap_authorized: Option<bool>,
     /// Is the bootstrap private key still on this node?
     pub bootstrap_key_present: bool,
+    /// `/root/.ssh/config` (no secrets in it), when asked for.
+    pub ssh_config: Option<String>,
+    /// (seeded key installed by apply, `/etc/corosync/authkey`) exist.
+    pub authkey: Option<(bool, bool)>,
 }
 
 /// A command the run executes for a step.
@@ -267,8 +286,12 @@ pub enum ActionKind {
     /// Remove the bootstrap public key from the cluster's authorized_keys and the
     /// private key from this node.
     RevokeBootstrap,
-    /// Remove the bootstrap private key from this (joined) node.
+    /// Remove the bootstrap private key and the ssh config block from this (joined) node.
     DropBootstrapKey,
+    /// Write `/root/.ssh/config` with the bootstrap block (the new content).
+    WriteSshConfig(String),
+    /// Copy a (secret) file; its content is never shown.
+    CopyFile { from: String, to: String, mode: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +323,15 @@ impl Action {
             ActionKind::RevokeBootstrap => format!(
                 "remove the bootstrap key from {CLUSTER_AUTHORIZED_KEYS} and delete {BOOTSTRAP_KEY}"
             ),
-            ActionKind::DropBootstrapKey => format!("delete {BOOTSTRAP_KEY}"),
+            ActionKind::DropBootstrapKey => {
+                format!("delete {BOOTSTRAP_KEY} and the hcikit block of {SSH_CONFIG}")
+            }
+            ActionKind::CopyFile { from, to, mode } => {
+                format!("install {from} as {to} (mode {mode:o})")
+            }
+            ActionKind::WriteSshConfig(_) => {
+                format!("add a block to {SSH_CONFIG}: the founder via {BOOTSTRAP_KEY}, pinned host keys")
+            }
         }
     }
 }
@@ -474,6 +505,41 @@ pub fn decide(plan: &Plan, me: &Node, obs: &Observed, state: &State) -> Decision
     }
 }
 
+/// The ssh client block for the founder at `ip`: the bootstrap key (and root's own key,
+/// which `ssh-copy-id` copies), host keys only from the pinned file.
+pub fn ssh_block(ip: &str) -> String {
+    format!(
+        "{SSH_BLOCK_BEGIN}\nHost {ip}\n    User root\n    IdentityFile {BOOTSTRAP_KEY}\n    IdentityFile /root/.ssh/id_rsa\n    \
+         UserKnownHostsFile {KNOWN_HOSTS}\n    StrictHostKeyChecking yes\n    BatchMode yes\n{SSH_BLOCK_END}\n"
+    )
+}
+
+/// `config` without the hcikit block.
+pub fn without_ssh_block(config: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in config.lines() {
+        if line.trim() == SSH_BLOCK_BEGIN {
+            inside = true;
+        } else if line.trim() == SSH_BLOCK_END {
+            inside = false;
+        } else if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `config` with the hcikit block for `ip` first (ssh uses the first match).
+pub fn with_ssh_block(config: &str, ip: &str) -> String {
+    format!("{}{}", ssh_block(ip), without_ssh_block(config))
+}
+
+pub fn ssh_config_has_block(config: &str, ip: &str) -> bool {
+    config.contains(&ssh_block(ip))
+}
+
 /// Evaluates one step on its own (used to verify an action). Pure.
 pub fn evaluate(plan: &Plan, me: &Node, obs: &Observed, state: &State, step: &Step) -> Eval {
     Ctx {
@@ -566,6 +632,48 @@ impl Ctx<'_> {
                 ),
                 None => dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
             },
+            Step::CorosyncKey => {
+                if self.member_view().is_some() {
+                    return Eval::Satisfied;
+                }
+                match obs.authkey {
+                    None => unobserved("the corosync key files"),
+                    // No seeded key (or already in place): pvecm create makes or keeps one.
+                    Some((false, _)) | Some((_, true)) => Eval::Satisfied,
+                    Some((true, false)) => Eval::Ready(Action {
+                        step: step.clone(),
+                        kind: ActionKind::CopyFile {
+                            from: crate::layout::COROSYNC_AUTHKEY.into(),
+                            to: COROSYNC_KEY.into(),
+                            mode: 0o400,
+                        },
+                        verify: Verify::Step,
+                        verify_secs: 5,
+                    }),
+                }
+            }
+            Step::SshConfig => {
+                if self
+                    .member_view()
+                    .is_some_and(|c| c.member(&self.me.name).is_some())
+                {
+                    return Eval::Satisfied;
+                }
+                let Some(current) = &obs.ssh_config else {
+                    return unobserved("root's ssh config");
+                };
+                let ip = &self.founder().primary_ip;
+                if ssh_config_has_block(current, ip) {
+                    Eval::Satisfied
+                } else {
+                    Eval::Ready(Action {
+                        step: step.clone(),
+                        kind: ActionKind::WriteSshConfig(with_ssh_block(current, ip)),
+                        verify: Verify::Step,
+                        verify_secs: 5,
+                    })
+                }
+            }
             Step::JoinCluster => self.eval_join(),
             Step::ClusterComplete => {
                 let Some(c) = self.member_view() else {
@@ -812,7 +920,10 @@ impl Ctx<'_> {
                 }),
             },
             Step::DropBootstrapKey => {
-                if obs.bootstrap_key_present {
+                let Some(cfg) = &obs.ssh_config else {
+                    return unobserved("root's ssh config");
+                };
+                if obs.bootstrap_key_present || cfg.contains(SSH_BLOCK_BEGIN) {
                     Eval::Ready(Action {
                         step: step.clone(),
                         kind: ActionKind::DropBootstrapKey,
@@ -1335,6 +1446,7 @@ pub struct Interest {
     pub matchers: bool,
     pub realms: bool,
     pub bootstrap: bool,
+    pub authkey: bool,
 }
 
 pub fn interest(plan: &Plan, me: &Node, state: &State, floating: bool) -> Interest {
@@ -1368,7 +1480,15 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
             i.peers = true;
             i.ceph_local = true;
         }
+        Step::CorosyncKey => {
+            i.local_cluster = true;
+            i.authkey = true;
+        }
         Step::CreateCluster | Step::ClusterComplete => i.local_cluster = true,
+        Step::SshConfig => {
+            i.local_cluster = true;
+            i.bootstrap = true;
+        }
         Step::JoinCluster => {
             i.local_cluster = true;
             i.founder_cluster = true;
@@ -1504,7 +1624,18 @@ mod tests {
         };
         let st = decide(&plan, me, &obs, &State::new("pve1"));
         assert_eq!(st, Decision::Record(Step::Peers));
-        let d = decide(&plan, me, &obs, &done(&[Step::Peers]));
+        // The seeded corosync key goes in place first (pvecm create keeps it).
+        let with_key = Observed {
+            authkey: Some((true, false)),
+            ..obs.clone()
+        };
+        let d = decide(&plan, me, &with_key, &done(&[Step::Peers]));
+        assert_eq!(
+            act_line(&d),
+            "install /etc/hcikit/corosync/authkey as /etc/corosync/authkey (mode 400)"
+        );
+        let st = done(&[Step::Peers, Step::CorosyncKey]);
+        let d = decide(&plan, me, &obs, &st);
         assert_eq!(
             act_line(&d),
             "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66"
@@ -1515,7 +1646,7 @@ mod tests {
             ..obs
         };
         assert!(matches!(
-            decide(&plan, me, &obs2, &done(&[Step::Peers])),
+            decide(&plan, me, &obs2, &st),
             Decision::Fail { .. }
         ));
     }
@@ -1524,7 +1655,36 @@ mod tests {
     fn joiners_go_one_at_a_time_after_online_and_quorum() {
         let plan = lab_plan();
         let me = plan.node("pve3").unwrap();
-        let st = done(&[Step::Peers]);
+        // Before anything else, root's ssh is pointed at the bootstrap key for the founder.
+        let fresh = Observed {
+            local_cluster: Some(status(None, false, &[("pve3", true)])),
+            ssh_config: Some("Host *\n    ServerAliveInterval 30\n".into()),
+            ..Observed::default()
+        };
+        match decide(&plan, me, &fresh, &done(&[Step::Peers])) {
+            Decision::Act(Action {
+                kind: ActionKind::WriteSshConfig(text),
+                ..
+            }) => {
+                assert!(text.starts_with("# BEGIN hcikit bootstrap"), "{text}");
+                assert!(
+                    text.contains("Host 10.2.21.66\n")
+                        && text.contains("IdentityFile /root/.ssh/hcikit-bootstrap")
+                );
+                assert!(
+                    text.ends_with("Host *\n    ServerAliveInterval 30\n"),
+                    "keeps the admin's config"
+                );
+                assert!(ssh_config_has_block(&text, "10.2.21.66"));
+                assert_eq!(with_ssh_block(&text, "10.2.21.66"), text, "idempotent");
+                assert_eq!(
+                    without_ssh_block(&text),
+                    "Host *\n    ServerAliveInterval 30\n"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let st = done(&[Step::Peers, Step::SshConfig]);
         let local = Some(status(None, false, &[("pve3", true)]));
         // pve2 is still joining (offline): pve3 waits.
         let obs = Observed {

@@ -359,7 +359,13 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(data)
             .with_context(|| format!("writing {}", tmp.display()))?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // pmxcfs (/etc/pve) fixes modes itself and refuses chmod; elsewhere the mode must
+        // hold despite the umask.
+        if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(mode)) {
+            if !path.starts_with("/etc/pve") {
+                return Err(e).with_context(|| format!("setting mode of {}", tmp.display()));
+            }
+        }
         f.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
     }

@@ -31,6 +31,11 @@ pub const STATE_FILE: &str = "/var/lib/hcikit/state.json";
 pub const APPLY_PENDING: &str = "/var/lib/hcikit/apply-pending";
 pub const RUN_PENDING: &str = "/var/lib/hcikit/firstboot-pending";
 
+/// The cluster's corosync key as `apply` installs it from `secrets.tar` (derived from the
+/// secrets seed). Not `/etc/corosync/authkey`, whose presence makes `pvecm add` refuse;
+/// the founder copies it there just before `pvecm create`, which then keeps it.
+pub const COROSYNC_AUTHKEY: &str = "/etc/hcikit/corosync/authkey";
+
 /// ESP folder of a node.
 pub fn esp_node_dir(node: &str) -> String {
     format!("{ESP_NODES_DIR}/{node}")

@@ -173,16 +173,26 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         o.realms =
             query(h, pvesh_get("/access/domains")).and_then(|s| observe::names(&s, "realm").ok());
     }
+    if want.authkey {
+        o.authkey = Some((
+            h.exists(crate::layout::COROSYNC_AUTHKEY),
+            h.exists(decide::COROSYNC_KEY),
+        ));
+    }
     if want.bootstrap {
-        o.bootstrap_authorized = Some(match h.read(CLUSTER_AUTHORIZED_KEYS) {
-            Ok(Some(b)) => {
-                let pub_key = bootstrap_key_body(h);
+        o.ssh_config = match h.read(decide::SSH_CONFIG) {
+            Ok(b) => Some(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
+            Err(_) => None,
+        };
+    }
+    if want.bootstrap && (me.name == plan.cluster.founder || member) {
+        let pub_key = bootstrap_key_body(h);
+        o.bootstrap_authorized = h.read(CLUSTER_AUTHORIZED_KEYS).ok().map(|keys| {
+            keys.is_some_and(|b| {
                 String::from_utf8_lossy(&b)
                     .lines()
                     .any(|l| is_bootstrap_line(l, pub_key.as_deref()))
-            }
-            Ok(None) => false,
-            Err(_) => return o,
+            })
         });
     }
     o
@@ -228,7 +238,8 @@ fn bootstrap_key_body(h: &dyn Host) -> Option<String> {
 fn is_bootstrap_line(line: &str, body: Option<&str>) -> bool {
     match body {
         Some(b) => line.split_whitespace().any(|f| f == b),
-        None => line.trim_end().ends_with("hcikit-bootstrap"),
+        // The builder's comment is `hcikit-bootstrap@<cluster>`.
+        None => line.contains(" hcikit-bootstrap"),
     }
 }
 
@@ -422,13 +433,23 @@ impl Runner<'_> {
             | ActionKind::OsdCreate { cmd: c, .. } => self.exec(c),
             ActionKind::RevokeBootstrap => self.revoke().map(|_| None),
             ActionKind::DropBootstrapKey => self.drop_key().map(|_| None),
+            ActionKind::CopyFile { from, to, mode } => {
+                self.copy_file(from, to, *mode).map(|_| None)
+            }
+            ActionKind::WriteSshConfig(text) => self
+                .h
+                .write_atomic(decide::SSH_CONFIG, text.as_bytes(), 0o600)
+                .map(|_| None),
         };
         let (out, err) = match outcome {
             Ok(out) => (out, None),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
         let ok = err.is_none() && self.verify(&action, out.as_ref());
-        self.h.verified(&id, ok);
+        if out.is_some() {
+            // Ties the verdict to the command just run (for the simulator's command log).
+            self.h.verified(&id, ok);
+        }
         if ok {
             if let ActionKind::Zap { device, .. } = &action.kind {
                 if let Some(z) = self.state.zaps.get_mut(device) {
@@ -505,7 +526,14 @@ impl Runner<'_> {
     }
 
     fn verify(&mut self, action: &Action, out: Option<&Output>) -> bool {
-        let failed_exit = out.is_some_and(|o| !o.success());
+        // Exit 0 proves nothing, but a task that says it failed has failed: no need to
+        // wait for the result to show up.
+        let failed_exit = out.is_some_and(|o| {
+            !o.success()
+                || o.stderr.contains("TASK ERROR:")
+                || o.stderr.contains("Cluster join aborted!")
+                || o.stdout.contains("TASK ERROR:")
+        });
         match &action.verify {
             Verify::ExitZero => out.is_some_and(Output::success),
             v => {
@@ -550,9 +578,27 @@ impl Runner<'_> {
         self.drop_key()
     }
 
+    fn copy_file(&mut self, from: &str, to: &str, mode: u32) -> Result<()> {
+        let data = self
+            .h
+            .read(from)?
+            .with_context(|| format!("{from} disappeared"))?;
+        self.h
+            .write_atomic(to, &data, mode)
+            .with_context(|| format!("installing {to}"))
+    }
+
     fn drop_key(&mut self) -> Result<()> {
         self.h.remove(BOOTSTRAP_KEY)?;
         self.h.remove(BOOTSTRAP_PUB)?;
+        if let Some(b) = self.h.read(decide::SSH_CONFIG)? {
+            let text = String::from_utf8_lossy(&b);
+            let kept = decide::without_ssh_block(&text);
+            if kept != text {
+                self.h
+                    .write_atomic(decide::SSH_CONFIG, kept.as_bytes(), 0o600)?;
+            }
+        }
         Ok(())
     }
 

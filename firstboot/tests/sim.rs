@@ -143,6 +143,10 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
     }
     assert_eq!(summary["bootstrap-key-authorized"], false);
     assert_eq!(
+        summary["corosync-key-from-seed"], true,
+        "pvecm create kept the seeded key"
+    );
+    assert_eq!(
         summary["bootstrap-private-keys-left"],
         serde_json::json!([])
     );

@@ -9,8 +9,15 @@ fn argv(s: &str) -> Vec<String> {
 struct W(World);
 
 impl W {
+    /// The lab; the joiners' ssh points at the bootstrap key, as the agent arranges.
     fn new() -> W {
-        W(World::new(&example::lab_plan(), Latencies::default(), 1))
+        let mut w = W(World::new(&example::lab_plan(), Latencies::default(), 1));
+        let block = hcikit_firstboot::decide::ssh_block("10.2.21.66");
+        for i in [1, 2] {
+            w.0.write_file(i, "/root/.ssh/config", block.as_bytes())
+                .unwrap();
+        }
+        w
     }
     /// Runs on node `i` at the current time and moves the clock past the command.
     fn run(&mut self, i: usize, cmd: &str) -> hcikit_firstboot::host::Output {
@@ -89,6 +96,17 @@ fn documented_failures_and_lying_exit_codes() {
     w.run(
         0,
         "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66",
+    );
+    // A joiner holding a corosync key is refused before anything happens.
+    w.0.write_file(2, "/etc/corosync/authkey", b"k").unwrap();
+    let o = w.run(
+        2,
+        "pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.68 --link1 10.2.22.68",
+    );
+    assert!(
+        o.code != 0
+            && o.stderr
+                .contains("authentication key '/etc/corosync/authkey' already exists")
     );
     let o = w.run(
         0,
@@ -179,4 +197,29 @@ fn ceph_cli_needs_a_config_on_nodes_without_the_symlink() {
         w.run(1, "ceph -s -f json --conf /etc/pve/ceph.conf").code,
         0
     );
+}
+
+#[test]
+fn a_join_without_the_bootstrap_key_in_ssh_config_hangs() {
+    let mut w = W::new();
+    w.run(
+        0,
+        "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66",
+    );
+    w.0.write_file(
+        1,
+        "/root/.ssh/config",
+        b"Host *\n    IdentityFile /root/.ssh/id_rsa\n",
+    )
+    .unwrap();
+    let r = w.0.command(
+        1,
+        &argv("pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.67 --link1 10.2.22.67"),
+        None,
+    );
+    assert!(
+        r.latency_ms >= hcikit_firstboot::sim::world::HANG,
+        "ssh-copy-id waits for a password"
+    );
+    assert!(!w.0.is_member(1));
 }

@@ -314,3 +314,34 @@ fn the_staging_fallback_for_old_mke2fs_keeps_modes_owners_and_links() {
             .contains("Type: symlink")
     );
 }
+
+#[test]
+fn xz_bases_are_read_and_a_truncated_one_is_bad_input() {
+    let c = case();
+    let xz = c.fx.dir.path().join("base.tar.xz");
+    let st = Command::new("xz")
+        .arg("-k")
+        .arg("-T1")
+        .arg(&c.fx.base)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::rename(c.fx.dir.path().join("base.tar.xz"), &xz).unwrap();
+    let (code, stdout, stderr) = run(c
+        .cmd()
+        .arg("--base")
+        .arg(&xz)
+        .args(["--node", "mini3", "--format", "zst"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(c.out.join("mini3.img.zst").is_file());
+    std::fs::remove_dir_all(&c.out).unwrap();
+    let bytes = std::fs::read(&xz).unwrap();
+    let cut = c.fx.dir.path().join("cut.tar.xz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    expect_failure(
+        &c,
+        c.cmd().arg("--base").arg(&cut),
+        2,
+        "corrupt or truncated",
+    );
+}

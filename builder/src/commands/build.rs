@@ -18,7 +18,7 @@ pub struct Args {
     /// Output folder for images, bmaps, SHA256SUMS and manifest.json.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz), or `debian` /
+    /// Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or `debian` /
     /// `proxmox` for a generated one. Default: the spec's image.base.
     #[arg(long, value_name = "FILE|debian|proxmox")]
     pub base: Option<String>,

@@ -48,10 +48,6 @@ struct Spec {
     switches: &'static [&'static str],
 }
 
-const LINKS: &[&str] = &[
-    "link0", "link1", "link2", "link3", "link4", "link5", "link6", "link7",
-];
-
 /// datacenter.cfg keys accepted by `pvesh set /cluster/options` (reference §3).
 pub const DC_KEYS: &[&str] = &[
     "keyboard",
@@ -454,12 +450,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, Reject> {
                 p.opts.push((name.to_string(), "1".into()));
                 i += 1;
             }
-            Some(name)
-                if spec.flags.contains(&name)
-                    || (name.starts_with("link")
-                        && LINKS.contains(&name)
-                        && spec.flags.contains(&name)) =>
-            {
+            Some(name) if spec.flags.contains(&name) => {
                 let Some(v) = argv.get(i + 1) else {
                     return Err(bad_option(&tool, name, "missing value"));
                 };

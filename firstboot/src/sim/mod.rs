@@ -13,6 +13,8 @@
 //!
 //! # What it reproduces (reference/proxmox.md)
 //!
+//! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
+//!   that has one (`assert_joinable`),
 //! - `pvecm create`/`add` with `--linkN` checks, `--use_ssh` joins that need the bootstrap
 //!   key authorised on the peer (else ssh-copy-id hangs until the caller's timeout), the
 //!   1→2 join making the founder inquorate until the joiner's corosync is up, the
@@ -214,11 +216,12 @@ impl SimReport {
         self.outcomes.values().all(|o| *o == Outcome::Done)
     }
     /// The secret values the simulated nodes hold, to check nothing shows them.
-    pub fn secrets() -> [&'static str; 3] {
+    pub fn secrets() -> [&'static str; 4] {
         [
             world::SIM_SMTP_PASSWORD,
             world::SIM_BOOTSTRAP_PRIVATE,
             world::SIM_REALM_SECRET,
+            world::SIM_AUTHKEY,
         ]
     }
 }

@@ -19,6 +19,8 @@ pub const HANG: u64 = u64::MAX / 4;
 pub const SIM_SMTP_PASSWORD: &str = "sim-Smtp-Pa55word-7c1e";
 /// Body of the simulated bootstrap private key (a secret).
 pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPrivate9f2a";
+/// The seeded corosync key every simulated node holds (a secret).
+pub const SIM_AUTHKEY: &str = "sim-corosync-authkey-5e1d";
 /// The realm bind secret every simulated node holds (a secret).
 pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
 pub const SIM_BOOTSTRAP_PUB: &str =
@@ -257,6 +259,8 @@ pub struct World {
     pub fail_rules: Vec<FailRule>,
     lock_until: u64,
     seed: u64,
+    /// Some(true) when `pvecm create` kept the seeded corosync key.
+    pub seeded_authkey: Option<bool>,
 }
 
 impl World {
@@ -288,6 +292,10 @@ impl World {
                         files.insert(p.node_path(), format!("{SIM_SMTP_PASSWORD}\n").into_bytes());
                     }
                 }
+                files.insert(
+                    crate::layout::COROSYNC_AUTHKEY.to_string(),
+                    SIM_AUTHKEY.as_bytes().to_vec(),
+                );
                 for r in &plan.realms {
                     if let Some(sec) = &r.secret {
                         files.insert(sec.node_path(), format!("{SIM_REALM_SECRET}\n").into_bytes());
@@ -341,6 +349,7 @@ impl World {
             fail_rules: Vec::new(),
             lock_until: 0,
             seed,
+            seeded_authkey: None,
         }
     }
 
@@ -588,6 +597,30 @@ impl World {
         s
     }
 
+    /// Does root's ssh on node `i` offer the bootstrap key to `ip` (a `Host` block
+    /// matching it with that `IdentityFile`)?
+    pub fn ssh_offers_bootstrap(&self, i: usize, ip: &str) -> bool {
+        let Some(cfg) = self.read_file(i, "/root/.ssh/config") else {
+            return false;
+        };
+        let cfg = String::from_utf8_lossy(&cfg);
+        let mut matching = false;
+        for line in cfg.lines().map(str::trim) {
+            let mut words = line.split_whitespace();
+            match words.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("host") => matching = words.any(|p| p == ip || p == "*"),
+                Some("match") => matching = false,
+                Some("identityfile")
+                    if matching && words.next() == Some(crate::decide::BOOTSTRAP_KEY) =>
+                {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// Does node `to` accept the bootstrap key?
     pub fn bootstrap_authorized_on(&self, to: usize) -> bool {
         let keys = self
@@ -673,15 +706,11 @@ impl World {
     fn pvecm_create(&mut self, i: usize, p: &Parsed, shown: &str) -> Reply {
         let l = self.lat.pvecm_create_ms;
         let name = p.pos[0].clone();
-        if self.is_member(i)
-            || self.cluster.is_some()
-                && self
-                    .cluster
-                    .as_ref()
-                    .unwrap()
-                    .members
-                    .iter()
-                    .any(|m| m.name == self.nodes[i].name)
+        let me = self.nodes[i].name.clone();
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.members.iter().any(|m| m.name == me))
         {
             return fail(
                 self.lat.query_ms,
@@ -722,6 +751,11 @@ impl World {
         )
         .into_owned();
         self.nodes[i].pmxcfs_down = Some((now + l - 2_000, now + l));
+        // corosync-keygen runs only when no key is in place.
+        self.seeded_authkey = self.nodes[i]
+            .files
+            .get("/etc/corosync/authkey")
+            .map(|k| k == SIM_AUTHKEY.as_bytes());
         ok(
             l,
             "Writing corosync key to /etc/corosync/authkey\nWriting corosync config to /etc/pve/corosync.conf\nRestart corosync and cluster filesystem\nTASK OK\n",
@@ -759,6 +793,13 @@ impl World {
         if self.is_member(i) {
             return fail(q, 255, "* cluster config '/etc/pve/corosync.conf' already exists\n* corosync is already running, is this node already in a cluster?!\nCheck if node may join a cluster failed!");
         }
+        if self.nodes[i].files.contains_key("/etc/corosync/authkey") {
+            return fail(
+                q,
+                255,
+                "* authentication key '/etc/corosync/authkey' already exists\nCheck if node may join a cluster failed!",
+            );
+        }
         let links = match self.parse_links(i, p) {
             Ok(l) => l,
             Err(e) => return fail(q, 255, e),
@@ -780,8 +821,10 @@ impl World {
                 out: Output::default(),
             };
         }
-        if !self.bootstrap_authorized_on(t) {
-            // ssh-copy-id falls back to asking a password: hangs without a terminal.
+        // pvecm runs plain ssh/ssh-copy-id: the bootstrap key is offered only when root's
+        // ssh config names it for this host; otherwise ssh-copy-id falls back to asking
+        // a password, which hangs without a terminal (lae#138).
+        if !self.bootstrap_authorized_on(t) || !self.ssh_offers_bootstrap(i, &host) {
             return Reply {
                 latency_ms: HANG,
                 out: Output::default(),
@@ -1634,11 +1677,7 @@ impl World {
                 );
             }
         }
-        let status = if checks.contains_key("PG_AVAILABILITY")
-            || checks.contains_key("MGR_DOWN") && !osds.is_empty()
-        {
-            "HEALTH_WARN"
-        } else if checks.is_empty() {
+        let status = if checks.is_empty() {
             "HEALTH_OK"
         } else {
             "HEALTH_WARN"
@@ -1913,6 +1952,7 @@ impl World {
                 "matchers": self.pmx.matchers,
             },
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
+            "corosync-key-from-seed": self.seeded_authkey,
             "bootstrap-key-authorized": self.pmx.authorized_keys.lines().any(|l| l.trim() == SIM_BOOTSTRAP_PUB),
             "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(crate::decide::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
             "mails": self.mails,
