@@ -182,11 +182,16 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     }
 
     // The agent's cluster run, without Proxmox, must stop at its first Proxmox step.
+    // The checker's report ends with the pending-flag line.
     match lab.wait(0, Duration::from_secs(300), |l| {
-        l.strip_prefix("HCIKIT firstboot-unit ").map(str::to_string)
+        l.starts_with("HCIKIT firstboot-pending ").then_some(())
     }) {
-        Ok((state, _)) => {
+        Ok(_) => {
             let lines = lab.lines(0);
+            let state = find(&lines, "firstboot-unit ")
+                .unwrap_or_default()
+                .trim_start_matches("firstboot-unit ")
+                .to_string();
             for l in lines.iter().filter(|l| l.starts_with("firstboot")) {
                 println!("{}: {l}", plan.nodes[0].name);
             }
