@@ -877,17 +877,6 @@ fn bool01(b: bool) -> String {
     if b { "1" } else { "0" }.into()
 }
 
-fn ha_nodes(g: &hcikit_firstboot::plan::HaGroup) -> String {
-    g.nodes
-        .iter()
-        .map(|n| match n.priority {
-            Some(p) => format!("{}:{p}", n.node),
-            None => n.node.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// PVE 9 node-affinity rules: one per group that has resources (a rule needs at least one
 /// resource); `strict` is the group's `restricted`.
 fn ha_rules(plan: &Plan) -> Vec<Section> {
@@ -895,18 +884,12 @@ fn ha_rules(plan: &Plan) -> Vec<Section> {
         .groups
         .iter()
         .filter_map(|g| {
-            let resources: Vec<&str> = plan
-                .ha
-                .resources
-                .iter()
-                .filter(|r| r.group.as_deref() == Some(g.name.as_str()))
-                .map(|r| r.sid.as_str())
-                .collect();
+            let resources = plan.ha.resources_in(&g.name);
             if resources.is_empty() {
                 return None;
             }
             let mut e = vec![
-                Entry::new("nodes", ha_nodes(g)),
+                Entry::new("nodes", g.nodes_arg()),
                 Entry::new("resources", resources.join(",")),
                 Entry::new("strict", bool01(g.restricted)),
             ];
@@ -926,7 +909,7 @@ fn ha(plan: &Plan) -> HaView {
         .iter()
         .map(|g| {
             let mut e = vec![
-                Entry::new("nodes", ha_nodes(g)),
+                Entry::new("nodes", g.nodes_arg()),
                 Entry::new("nofailback", bool01(g.nofailback)),
                 Entry::new("restricted", bool01(g.restricted)),
             ];
