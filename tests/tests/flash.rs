@@ -62,6 +62,19 @@ fn bmaptool_create(img: &Path, bmap: &Path) {
     .unwrap();
 }
 
+/// What `bmaptool copy` writes to `dest` from `img` with `bmap`: the reference flasher.
+fn bmaptool_copy(bmap: &Path, img: &Path, dest: &Path) {
+    cmd::run(
+        Command::new("bmaptool")
+            .args(["-q", "copy", "--bmap"])
+            .arg(bmap)
+            .arg(img)
+            .arg(dest),
+        Some("bmap-tools"),
+    )
+    .unwrap();
+}
+
 /// A target file of `size` zero bytes (a blank "disk").
 fn blank_target(path: &Path, size: u64) {
     File::create(path).unwrap().set_len(size).unwrap();
@@ -235,15 +248,7 @@ fn same_bytes_as_bmaptool_copy() {
     bmaptool_create(&img, &bmap);
 
     let theirs = t.path().join("theirs");
-    cmd::run(
-        Command::new("bmaptool")
-            .args(["-q", "copy", "--bmap"])
-            .arg(&bmap)
-            .arg(&img)
-            .arg(&theirs),
-        Some("bmap-tools"),
-    )
-    .unwrap();
+    bmaptool_copy(&bmap, &img, &theirs);
     let ours = t.path().join("ours");
     blank_target(&ours, fs::metadata(&img).unwrap().len());
     flash_quiet(&opts(&img, &ours)).unwrap();
@@ -426,15 +431,7 @@ fn bmap_written_by_hcikit_build_is_read_by_both_tools() {
     blank_target(&ours, size);
     flash_quiet(&opts(&img, &ours)).unwrap();
     let theirs = t.path().join("theirs");
-    cmd::run(
-        Command::new("bmaptool")
-            .args(["-q", "copy", "--bmap"])
-            .arg(&bmap)
-            .arg(&img)
-            .arg(&theirs),
-        Some("bmap-tools"),
-    )
-    .unwrap();
+    bmaptool_copy(&bmap, &img, &theirs);
     let image = fs::read(&img).unwrap();
     assert!(fs::read(&ours).unwrap() == image);
     assert!(fs::read(&theirs).unwrap() == image);
