@@ -368,7 +368,7 @@ pub fn file_specs(plan: &Plan) -> Vec<FileSpec> {
     if !plan.datacenter.options.is_empty() {
         v.push(desired("/etc/pve/datacenter.cfg", false));
     }
-    if uses_ha_rules(plan) {
+    if plan.ha.uses_rules() {
         if !ha_rules(plan).is_empty() {
             v.push(desired("/etc/pve/ha/rules.cfg", false));
         }
@@ -395,10 +395,6 @@ pub fn file_specs(plan: &Plan) -> Vec<FileSpec> {
         v.push(desired("/etc/pve/domains.cfg", secret));
     }
     v
-}
-
-fn uses_ha_rules(plan: &Plan) -> bool {
-    plan.ha.mode == "rules"
 }
 
 // ---------------------------------------------------------------------------------------
@@ -902,7 +898,7 @@ fn ha_rules(plan: &Plan) -> Vec<Section> {
 }
 
 fn ha(plan: &Plan) -> HaView {
-    let rules_mode = uses_ha_rules(plan);
+    let rules_mode = plan.ha.uses_rules();
     let groups = plan
         .ha
         .groups

@@ -766,7 +766,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
     let mut resource_steps = Vec::new();
     for g in &plan.ha.groups {
         let nodes = g.nodes_arg();
-        let summary = if plan.ha.mode == "rules" {
+        let summary = if plan.ha.uses_rules() {
             let res = plan.ha.resources_in(&g.name);
             format!(
                 "ha-manager rules add node-affinity {} --resources {} --nodes {nodes} --strict {}{}",
@@ -800,7 +800,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
     }
     // PVE 8 resources name their group, so groups come first; PVE 9 rules name their
     // resources, so resources come first.
-    let ha_steps = if plan.ha.mode == "rules" {
+    let ha_steps = if plan.ha.uses_rules() {
         resource_steps.into_iter().chain(group_steps)
     } else {
         group_steps.into_iter().chain(resource_steps)

@@ -162,7 +162,7 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
             s.push(Step::Options);
         }
         for g in &plan.ha.groups {
-            if plan.ha.mode == "rules"
+            if plan.ha.uses_rules()
                 && !plan
                     .ha
                     .resources
@@ -1348,7 +1348,7 @@ impl Ctx<'_> {
             return Eval::Fatal(format!("HA group {name} is not in the plan"));
         };
         let nodes = g.nodes_arg();
-        if plan.ha.mode == "rules" {
+        if plan.ha.uses_rules() {
             let Some(have) = &self.obs.ha_rules else {
                 return unobserved("HA rules");
             };

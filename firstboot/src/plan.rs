@@ -320,6 +320,11 @@ pub struct HaGroup {
 }
 
 impl Ha {
+    /// PVE 9 node-affinity rules (`ha/rules.cfg`) rather than PVE 8 groups.
+    pub fn uses_rules(&self) -> bool {
+        self.mode == "rules"
+    }
+
     /// The SIDs of the resources placed in `group`, in plan order.
     pub fn resources_in(&self, group: &str) -> Vec<&str> {
         self.resources
