@@ -368,7 +368,7 @@ pub fn file_specs(plan: &Plan) -> Vec<FileSpec> {
     if !plan.datacenter.options.is_empty() {
         v.push(desired("/etc/pve/datacenter.cfg", false));
     }
-    if uses_ha_rules(plan) {
+    if plan.ha.uses_rules() {
         if !ha_rules(plan).is_empty() {
             v.push(desired("/etc/pve/ha/rules.cfg", false));
         }
@@ -395,10 +395,6 @@ pub fn file_specs(plan: &Plan) -> Vec<FileSpec> {
         v.push(desired("/etc/pve/domains.cfg", secret));
     }
     v
-}
-
-fn uses_ha_rules(plan: &Plan) -> bool {
-    plan.ha.mode == "rules"
 }
 
 // ---------------------------------------------------------------------------------------
@@ -877,17 +873,6 @@ fn bool01(b: bool) -> String {
     if b { "1" } else { "0" }.into()
 }
 
-fn ha_nodes(g: &hcikit_firstboot::plan::HaGroup) -> String {
-    g.nodes
-        .iter()
-        .map(|n| match n.priority {
-            Some(p) => format!("{}:{p}", n.node),
-            None => n.node.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// PVE 9 node-affinity rules: one per group that has resources (a rule needs at least one
 /// resource); `strict` is the group's `restricted`.
 fn ha_rules(plan: &Plan) -> Vec<Section> {
@@ -895,18 +880,12 @@ fn ha_rules(plan: &Plan) -> Vec<Section> {
         .groups
         .iter()
         .filter_map(|g| {
-            let resources: Vec<&str> = plan
-                .ha
-                .resources
-                .iter()
-                .filter(|r| r.group.as_deref() == Some(g.name.as_str()))
-                .map(|r| r.sid.as_str())
-                .collect();
+            let resources = plan.ha.resources_in(&g.name);
             if resources.is_empty() {
                 return None;
             }
             let mut e = vec![
-                Entry::new("nodes", ha_nodes(g)),
+                Entry::new("nodes", g.nodes_arg()),
                 Entry::new("resources", resources.join(",")),
                 Entry::new("strict", bool01(g.restricted)),
             ];
@@ -919,14 +898,14 @@ fn ha_rules(plan: &Plan) -> Vec<Section> {
 }
 
 fn ha(plan: &Plan) -> HaView {
-    let rules_mode = uses_ha_rules(plan);
+    let rules_mode = plan.ha.uses_rules();
     let groups = plan
         .ha
         .groups
         .iter()
         .map(|g| {
             let mut e = vec![
-                Entry::new("nodes", ha_nodes(g)),
+                Entry::new("nodes", g.nodes_arg()),
                 Entry::new("nofailback", bool01(g.nofailback)),
                 Entry::new("restricted", bool01(g.restricted)),
             ];

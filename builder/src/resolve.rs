@@ -765,15 +765,9 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
     let mut group_steps = Vec::new();
     let mut resource_steps = Vec::new();
     for g in &plan.ha.groups {
-        let nodes = group_nodes(g);
-        let summary = if plan.ha.mode == "rules" {
-            let res: Vec<&str> = plan
-                .ha
-                .resources
-                .iter()
-                .filter(|r| r.group.as_deref() == Some(g.name.as_str()))
-                .map(|r| r.sid.as_str())
-                .collect();
+        let nodes = g.nodes_arg();
+        let summary = if plan.ha.uses_rules() {
+            let res = plan.ha.resources_in(&g.name);
             format!(
                 "ha-manager rules add node-affinity {} --resources {} --nodes {nodes} --strict {}{}",
                 g.name,
@@ -806,7 +800,7 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
     }
     // PVE 8 resources name their group, so groups come first; PVE 9 rules name their
     // resources, so resources come first.
-    let ha_steps = if plan.ha.mode == "rules" {
+    let ha_steps = if plan.ha.uses_rules() {
         resource_steps.into_iter().chain(group_steps)
     } else {
         group_steps.into_iter().chain(resource_steps)
@@ -907,17 +901,4 @@ pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
     };
     step("report".into(), &founder, report);
     out
-}
-
-/// `pve1:2,pve2` as ha-manager writes group members.
-pub fn group_nodes(g: &HaGroup) -> String {
-    let v: Vec<String> = g
-        .nodes
-        .iter()
-        .map(|n| match n.priority {
-            Some(p) => format!("{}:{p}", n.node),
-            None => n.node.clone(),
-        })
-        .collect();
-    v.join(",")
 }

@@ -166,7 +166,7 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
             s.push(Step::Options);
         }
         for g in &plan.ha.groups {
-            if plan.ha.mode == "rules"
+            if plan.ha.uses_rules()
                 && !plan
                     .ha
                     .resources
@@ -1363,29 +1363,15 @@ impl Ctx<'_> {
         let Some(g) = plan.ha.groups.iter().find(|g| g.name == name) else {
             return Eval::Fatal(format!("HA group {name} is not in the plan"));
         };
-        let nodes = g
-            .nodes
-            .iter()
-            .map(|n| match n.priority {
-                Some(p) => format!("{}:{p}", n.node),
-                None => n.node.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        if plan.ha.mode == "rules" {
+        let nodes = g.nodes_arg();
+        if plan.ha.uses_rules() {
             let Some(have) = &self.obs.ha_rules else {
                 return unobserved("HA rules");
             };
             if have.contains(name) {
                 return Eval::Satisfied;
             }
-            let resources: Vec<_> = plan
-                .ha
-                .resources
-                .iter()
-                .filter(|r| r.group.as_deref() == Some(name))
-                .map(|r| r.sid.clone())
-                .collect();
+            let resources = plan.ha.resources_in(name);
             let mut c = CommandLine::new("ha-manager")
                 .args(["rules", "add", "node-affinity", name])
                 .opt("resources", resources.join(","))

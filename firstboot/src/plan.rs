@@ -319,6 +319,36 @@ pub struct HaGroup {
     pub comment: Option<String>,
 }
 
+impl Ha {
+    /// PVE 9 node-affinity rules (`ha/rules.cfg`) rather than PVE 8 groups.
+    pub fn uses_rules(&self) -> bool {
+        self.mode == "rules"
+    }
+
+    /// The SIDs of the resources placed in `group`, in plan order.
+    pub fn resources_in(&self, group: &str) -> Vec<&str> {
+        self.resources
+            .iter()
+            .filter(|r| r.group.as_deref() == Some(group))
+            .map(|r| r.sid.as_str())
+            .collect()
+    }
+}
+
+impl HaGroup {
+    /// `pve1:2,pve2`: the members as ha-manager takes and writes them.
+    pub fn nodes_arg(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| match n.priority {
+                Some(p) => format!("{}:{p}", n.node),
+                None => n.node.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HaGroupNode {

@@ -154,7 +154,7 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
             query(h, pvesh_get("/cluster/options")).and_then(|s| observe::cluster_options(&s).ok());
     }
     if want.ha {
-        if plan.ha.mode == "rules" {
+        if plan.ha.uses_rules() {
             o.ha_rules = query(h, pvesh_get("/cluster/ha/rules"))
                 .and_then(|s| observe::names(&s, "rule").ok());
         } else {

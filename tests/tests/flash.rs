@@ -5,35 +5,13 @@
 use hcikit::flash::{self, bmap::Bmap, Options};
 use hcikit::progress::Progress;
 use hcikit_firstboot::cmd;
-use hcikit_tests::workspace_root;
+use hcikit_tests::{hcikit_bin, run_cli, workspace_root};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const MIB: u64 = 1 << 20;
-
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let mut argv = vec!["hcikit"];
-    argv.extend_from_slice(args);
-    let cli = <hcikit::cli::Cli as clap::Parser>::try_parse_from(argv).expect("arguments parse");
-    match hcikit::cli::run(cli) {
-        Ok(()) => (0, String::new()),
-        Err(e) => (hcikit::error::exit_code(&e), format!("{e:#}")),
-    }
-}
-
-/// The built binary, next to this test's `deps/` folder (`cargo test --workspace` builds it).
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("hcikit");
-    assert!(
-        bin.exists(),
-        "{} not built; run `cargo build -p hcikit`",
-        bin.display()
-    );
-    bin
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -80,6 +58,19 @@ fn bmaptool_create(img: &Path, bmap: &Path) {
             .arg("-o")
             .arg(bmap),
         Some("bmap-tools (scripts/setup.sh)"),
+    )
+    .unwrap();
+}
+
+/// What `bmaptool copy` writes to `dest` from `img` with `bmap`: the reference flasher.
+fn bmaptool_copy(bmap: &Path, img: &Path, dest: &Path) {
+    cmd::run(
+        Command::new("bmaptool")
+            .args(["-q", "copy", "--bmap"])
+            .arg(bmap)
+            .arg(img)
+            .arg(dest),
+        Some("bmap-tools"),
     )
     .unwrap();
 }
@@ -213,7 +204,7 @@ fn zstd_image_is_streamed() {
     blank_target(&target, 16 * MIB);
 
     // Through the binary: without a terminal there is no one to confirm, so --yes it is.
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["flash", "--allow-file", s(&zst), s(&target)])
         .output()
         .unwrap();
@@ -221,7 +212,7 @@ fn zstd_image_is_streamed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --yes"));
     assert_untouched(&target, 16 * MIB);
 
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["flash", "--allow-file", "--yes", s(&zst), s(&target)])
         .output()
         .unwrap();
@@ -257,15 +248,7 @@ fn same_bytes_as_bmaptool_copy() {
     bmaptool_create(&img, &bmap);
 
     let theirs = t.path().join("theirs");
-    cmd::run(
-        Command::new("bmaptool")
-            .args(["-q", "copy", "--bmap"])
-            .arg(&bmap)
-            .arg(&img)
-            .arg(&theirs),
-        Some("bmap-tools"),
-    )
-    .unwrap();
+    bmaptool_copy(&bmap, &img, &theirs);
     let ours = t.path().join("ours");
     blank_target(&ours, fs::metadata(&img).unwrap().len());
     flash_quiet(&opts(&img, &ours)).unwrap();
@@ -448,15 +431,7 @@ fn bmap_written_by_hcikit_build_is_read_by_both_tools() {
     blank_target(&ours, size);
     flash_quiet(&opts(&img, &ours)).unwrap();
     let theirs = t.path().join("theirs");
-    cmd::run(
-        Command::new("bmaptool")
-            .args(["-q", "copy", "--bmap"])
-            .arg(&bmap)
-            .arg(&img)
-            .arg(&theirs),
-        Some("bmap-tools"),
-    )
-    .unwrap();
+    bmaptool_copy(&bmap, &img, &theirs);
     let image = fs::read(&img).unwrap();
     assert!(fs::read(&ours).unwrap() == image);
     assert!(fs::read(&theirs).unwrap() == image);

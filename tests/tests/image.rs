@@ -480,18 +480,6 @@ fn inspect_reports_identity_without_secret_contents() {
     );
 }
 
-fn assert_no_outputs(out: &Path) {
-    if let Ok(rd) = std::fs::read_dir(out) {
-        let names: Vec<String> = rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.is_empty(),
-            "left behind in the output folder: {names:?}"
-        );
-    }
-}
-
 #[test]
 fn a_root_that_does_not_fit_is_bad_input_and_leaves_nothing() {
     let fx = Fixture::new();

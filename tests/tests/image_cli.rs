@@ -3,29 +3,11 @@
 
 mod image_support;
 
+use hcikit_tests::{hcikit_bin, run};
 use image_support::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-/// `target/debug/hcikit`, built once per test run (the test crate does not build other
-/// packages' binaries by itself).
-fn hcikit_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-q", "-p", "hcikit", "--bin", "hcikit"])
-            .current_dir(hcikit_tests::workspace_root())
-            .status()
-            .expect("running cargo build");
-        assert!(st.success(), "cargo build of hcikit failed");
-        let exe = std::env::current_exe().unwrap();
-        // target/debug/deps/image_cli-… → target/debug/hcikit
-        exe.parent().unwrap().parent().unwrap().join("hcikit")
-    })
-}
+use std::process::Command;
 
 struct Case {
     fx: Fixture,
@@ -73,31 +55,6 @@ impl Case {
             .env("HCIKIT_OVERLAYS", &self.fx.overlays)
             .env("SOURCE_DATE_EPOCH", EPOCH.to_string());
         c
-    }
-}
-
-fn run(c: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = c.output().expect("running hcikit");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn assert_no_outputs(out: &Path) {
-    if let Ok(rd) = std::fs::read_dir(out) {
-        let names: Vec<String> = rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.is_empty(),
-            "left behind in the output folder: {names:?}"
-        );
     }
 }
 

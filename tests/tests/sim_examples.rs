@@ -2,8 +2,7 @@
 //! simulated cluster; `hcikit simulate` shows it from the outside.
 
 use hcikit_firstboot::sim::{self, SimConfig, SimReport};
-use hcikit_tests::workspace_root;
-use std::path::{Path, PathBuf};
+use hcikit_tests::{hcikit_bin, workspace_root};
 use std::process::Command;
 
 fn simulate_example(name: &str) -> (hcikit_firstboot::plan::Plan, SimReport) {
@@ -58,23 +57,10 @@ fn examples_converge_to_the_scenarios_end_state() {
     }
 }
 
-/// The built binary, next to this test's `deps/` folder.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join("hcikit");
-    assert!(
-        bin.exists(),
-        "{} not built; run `cargo build -p hcikit`",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
     let spec = workspace_root().join("examples/lab.toml");
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .arg("simulate")
         .arg(&spec)
         .output()
@@ -94,7 +80,7 @@ fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
     assert!(text.contains("HEALTH_OK"));
     assert!(text.contains("--password <redacted>"));
 
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args([
             "simulate",
             "--json",
@@ -139,7 +125,7 @@ fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
         assert!(!raw.contains(secret), "secret in simulate output");
     }
 
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["simulate", "--fault", "absent:pve3"])
         .arg(&spec)
         .output()
@@ -152,7 +138,7 @@ fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
         "no cluster without every peer"
     );
 
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["simulate", "--fault", "bogus"])
         .arg(&spec)
         .output()

@@ -1,26 +1,14 @@
 //! `hcikit validate` and `hcikit plan` from the outside: exit codes, output, and that bad
 //! input writes nothing.
 //!
-//! In-process tests go through `hcikit::cli::run` and `hcikit::error::exit_code`, exactly
-//! what `main` does; they stick to calls that print little, because output written
-//! straight to stdout escapes the test harness's capture. The process tests run the built binary (`target/<profile>/hcikit`,
-//! found next to this test's `deps/` folder); `cargo test --workspace` builds it.
+//! In-process tests go through `hcikit_tests::run_cli`, exactly what `main` does; the
+//! process tests run the built binary (`hcikit_tests::hcikit_bin`).
 
-use hcikit_tests::workspace_root;
+use hcikit_tests::{hcikit_bin, run_cli, workspace_root};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn run_cli(args: &[&str]) -> i32 {
-    let mut argv = vec!["hcikit"];
-    argv.extend_from_slice(args);
-    let cli = <hcikit::cli::Cli as clap::Parser>::try_parse_from(argv).expect("arguments parse");
-    match hcikit::cli::run(cli) {
-        Ok(()) => 0,
-        Err(e) => hcikit::error::exit_code(&e),
-    }
-}
 
 /// Every file below `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -66,9 +54,9 @@ fn lab_dir() -> (tempfile::TempDir, PathBuf) {
 fn validate_bad_spec_exits_2_and_writes_nothing() {
     let (dir, spec) = bad_spec_dir();
     let before = snapshot(dir.path());
-    assert_eq!(run_cli(&["validate", spec.to_str().unwrap()]), 2);
-    assert_eq!(run_cli(&["plan", spec.to_str().unwrap()]), 2);
-    assert_eq!(run_cli(&["plan", "--json", spec.to_str().unwrap()]), 2);
+    assert_eq!(run_cli(&["validate", spec.to_str().unwrap()]).0, 2);
+    assert_eq!(run_cli(&["plan", spec.to_str().unwrap()]).0, 2);
+    assert_eq!(run_cli(&["plan", "--json", spec.to_str().unwrap()]).0, 2);
     assert_eq!(
         snapshot(dir.path()),
         before,
@@ -79,13 +67,13 @@ fn validate_bad_spec_exits_2_and_writes_nothing() {
 #[test]
 fn validate_good_spec_exits_0() {
     let (_dir, spec) = lab_dir();
-    assert_eq!(run_cli(&["validate", spec.to_str().unwrap()]), 0);
+    assert_eq!(run_cli(&["validate", spec.to_str().unwrap()]).0, 0);
 }
 
 #[test]
 fn missing_spec_file_is_bad_input() {
-    assert_eq!(run_cli(&["validate", "/nonexistent/cluster.toml"]), 2);
-    assert_eq!(run_cli(&["plan", "/nonexistent/cluster.toml"]), 2);
+    assert_eq!(run_cli(&["validate", "/nonexistent/cluster.toml"]).0, 2);
+    assert_eq!(run_cli(&["plan", "/nonexistent/cluster.toml"]).0, 2);
 }
 
 #[test]
@@ -135,24 +123,11 @@ fn plan_view_shows_the_cluster_at_a_glance() {
     assert!(!v.contains("change-me-smtp-password"));
 }
 
-/// The built binary, next to this test's `deps/` folder.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join("hcikit");
-    assert!(
-        bin.exists(),
-        "{} not built; run `cargo build -p hcikit` or `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn binary_exit_codes_and_streams() {
     let (dir, spec) = bad_spec_dir();
     let before = snapshot(dir.path());
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .arg("validate")
         .arg(&spec)
         .current_dir(dir.path())
@@ -164,7 +139,7 @@ fn binary_exit_codes_and_streams() {
     assert!(stderr.contains("has 8 errors"), "{stderr}");
     assert!(out.stdout.is_empty());
 
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["validate", "--json"])
         .arg(&spec)
         .output()
@@ -177,7 +152,7 @@ fn binary_exit_codes_and_streams() {
     assert_eq!(snapshot(dir.path()), before);
 
     let (_lab, good) = lab_dir();
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .arg("validate")
         .arg(&good)
         .output()
@@ -187,7 +162,7 @@ fn binary_exit_codes_and_streams() {
         String::from_utf8_lossy(&out.stdout),
         "ok: 3 nodes, 2 networks\n"
     );
-    let out = Command::new(binary())
+    let out = Command::new(hcikit_bin())
         .args(["plan", "--json"])
         .arg(&good)
         .output()

@@ -255,7 +255,7 @@ pub fn human(p: &Plan) -> String {
                 s,
                 "  group {}: {}{}{}",
                 g.name,
-                crate::resolve::group_nodes(g),
+                g.nodes_arg(),
                 if g.restricted { ", restricted" } else { "" },
                 if g.nofailback { ", nofailback" } else { "" }
             );

@@ -257,6 +257,19 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<hcikit::build::Manifest> {
     hcikit::build::build(&input, opts)
 }
 
+/// Fails the test if anything is left in the output folder (a missing folder is fine).
+pub fn assert_no_outputs(out: &Path) {
+    if let Ok(rd) = std::fs::read_dir(out) {
+        let names: Vec<String> = rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.is_empty(),
+            "left behind in the output folder: {names:?}"
+        );
+    }
+}
+
 /// Runs a tool and returns its stdout; panics with both outputs on failure.
 pub fn tool(cmd: &mut Command) -> String {
     let out = cmd
