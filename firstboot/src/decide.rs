@@ -35,6 +35,10 @@ const SSH_BLOCK_END: &str = "# END hcikit bootstrap";
 /// Where corosync (and `pvecm create`) look for the cluster key.
 pub const COROSYNC_KEY: &str = "/etc/corosync/authkey";
 pub const CEPH_INSTALL_FLAG: &str = "/run/pve-ceph-install-flag";
+/// Proxmox VE's command-line tools. Without them no Proxmox step can ever succeed, so
+/// their absence fails the run at once instead of waiting for pve-cluster forever.
+pub const PVE_BINARIES: [&str; 2] = ["/usr/bin/pvecm", "/usr/bin/pvesh"];
+
 pub const CEPH_BINARIES: [&str; 3] = [
     "/usr/bin/ceph-mon",
     "/usr/bin/ceph-osd",
@@ -221,6 +225,8 @@ pub struct Observed {
     pub reach: BTreeMap<(String, String), bool>,
     /// `/etc/pve/corosync.conf` exists on this node.
     pub corosync_conf: bool,
+    /// A [`PVE_BINARIES`] tool is missing: this is not a Proxmox VE node.
+    pub pve_missing: bool,
     pub local_cluster: Option<ClusterStatus>,
     /// The founder's view, over SSH (joiners before they are members).
     pub founder_cluster: Option<ClusterStatus>,
@@ -373,6 +379,14 @@ pub enum Eval {
 pub fn stall_limit_secs(plan: &Plan) -> u64 {
     let f = &plan.firstboot;
     f.peer_timeout_secs + f.join_timeout_secs * plan.nodes.len() as u64 + f.health_timeout_secs
+}
+
+fn pve_missing_message() -> String {
+    format!(
+        "Proxmox VE is not installed on this node ({} missing): build the image with \
+         base = \"proxmox\" in [image], or install proxmox-ve",
+        PVE_BINARIES.join(", ")
+    )
 }
 
 fn dep(reason: impl Into<String>) -> Eval {
@@ -630,6 +644,7 @@ impl Ctx<'_> {
                     300,
                     60,
                 ),
+                None if obs.pve_missing => Eval::Fatal(pve_missing_message()),
                 None => dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
             },
             Step::CorosyncKey => {
@@ -985,6 +1000,7 @@ impl Ctx<'_> {
                     plan.cluster.name
                 ))
             }
+            None if obs.pve_missing => return Eval::Fatal(pve_missing_message()),
             None => return dep("pve-cluster to answer (pvesh get /cluster/status failed)"),
             _ => {}
         }
@@ -1611,6 +1627,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_node_without_proxmox_fails_at_its_first_proxmox_step_instead_of_waiting() {
+        let plan = lab_plan();
+        let reachable = |me: &str| Observed {
+            reach: all_reachable(&plan, me),
+            pve_missing: true,
+            authkey: Some((true, true)),
+            ..Observed::default()
+        };
+        // Founder: peers answer, then cluster-create cannot ever run.
+        let me = plan.node("pve1").unwrap();
+        let st = done(&[Step::Peers, Step::CorosyncKey]);
+        match decide(&plan, me, &reachable("pve1"), &st) {
+            Decision::Fail { step, error } => {
+                assert_eq!(step, Step::CreateCluster);
+                assert!(error.contains("Proxmox VE is not installed"), "{error}");
+                assert!(error.contains("/usr/bin/pvecm"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // With the tools present, the same observation only waits for pve-cluster.
+        let installed = Observed {
+            pve_missing: false,
+            ..reachable("pve1")
+        };
+        assert!(matches!(
+            decide(&plan, me, &installed, &st),
+            Decision::Wait { .. }
+        ));
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
     let mut o = Observed {
         now_ms: h.now_ms(),
         corosync_conf: h.exists("/etc/pve/corosync.conf"),
+        pve_missing: !decide::PVE_BINARIES.iter().all(|b| h.exists(b)),
         bootstrap_key_present: h.exists(BOOTSTRAP_KEY),
         ..Observed::default()
     };

@@ -516,6 +516,8 @@ impl World {
                 .is_some_and(|(a, b)| a <= self.now && self.now < b)
                 .then(Vec::new),
             p if crate::decide::CEPH_BINARIES.contains(&p) => self.installed(i).then(Vec::new),
+            // Every simulated node is a Proxmox VE node.
+            p if crate::decide::PVE_BINARIES.contains(&p) => Some(Vec::new()),
             "/root/.ssh/authorized_keys" if self.is_member(i) => {
                 Some(self.pmx.authorized_keys.clone().into_bytes())
             }
