@@ -6,8 +6,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 build:
     cargo build --release --workspace --bins
 
-# Every test of the workspace (unit, golden, image, simulated cluster).
+# Every test of the workspace (unit, golden, image, simulated cluster). The binaries are
+# built first: tests run `hcikit` and put `hcikit-firstboot` into images.
 test:
+    cargo build --workspace --bins
     cargo test --workspace
 
 # Formatting and lints, as CI checks them.
