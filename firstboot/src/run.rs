@@ -103,7 +103,8 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
             .flatten()
             .map(|b| observe::ceph_conf(&String::from_utf8_lossy(&b)));
     }
-    if want.local_cluster || want.founder_cluster {
+    // Without pvesh the query can only fail; decide reports the missing tools instead.
+    if (want.local_cluster || want.founder_cluster) && !o.pve_missing {
         o.local_cluster =
             query(h, pvesh_get("/cluster/status")).and_then(|s| observe::cluster_status(&s).ok());
     }
