@@ -6,10 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 build:
     cargo build --release --workspace --bins
 
-# Every test of the workspace (unit, golden, image, simulated cluster). The binaries are
-# built first: tests run `hcikit` and put `hcikit-firstboot` into images.
+# Every test of the workspace (unit, golden, image, simulated cluster). Tests that run the
+# `hcikit` binary build it themselves (`hcikit_tests::hcikit_bin`).
 test:
-    cargo build --workspace --bins
     cargo test --workspace
 
 # Formatting and lints, as CI checks them.
