@@ -6,6 +6,7 @@
 //! - [`apply`]: `hcikit-firstboot apply`: install the node's files and secrets from the ESP.
 //! - [`cmd`]: the one helper that runs external commands.
 //! - [`host`]: the side-effect seam of the cluster run (commands, files, clock, probes).
+//! - [`install`]: `hcikit-firstboot install`: the verified USB/network installer.
 //! - [`observe`]: pure parsers of Proxmox/Ceph JSON output.
 //! - [`state`]: the run's progress file, written atomically.
 //! - [`decide`]: the pure "what next" function over observed state.
@@ -17,6 +18,7 @@ pub mod apply;
 pub mod cmd;
 pub mod decide;
 pub mod host;
+pub mod install;
 pub mod layout;
 pub mod observe;
 pub mod plan;
