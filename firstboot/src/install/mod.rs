@@ -12,8 +12,13 @@
 //! - [`write`]: the verified writer over a `Read` source of the mapped ranges.
 
 pub mod bmap;
+pub mod console;
+pub mod efiboot;
 pub mod gpt;
 pub mod identity;
+pub mod payload;
 pub mod probe;
+pub mod run;
+pub mod system;
 pub mod target;
 pub mod write;

@@ -21,6 +21,8 @@ pub struct Disk {
     pub by_id: Vec<String>,
     /// Holds the partition the firmware booted from, or the running installer's files.
     pub boot_medium: bool,
+    /// Why the running system uses it (a mount, a holder such as LVM or RAID), if it does.
+    pub in_use: Option<String>,
     pub probe: DiskProbe,
 }
 
@@ -150,6 +152,7 @@ pub enum RefusalKind {
     Partition,
     BootMedium,
     OsdDisk,
+    InUse,
     Ambiguous,
     TooSmall,
     HoldsData,
@@ -238,6 +241,12 @@ pub fn decide(obs: &Observed, want: &Want) -> Decision {
                 format!("node {node}: install disk {path} is {d}, which is also the OSD disk {osd} of the plan; refusing to overwrite it"),
             );
         }
+    }
+    if let Some(why) = &disk.in_use {
+        return refuse(
+            RefusalKind::InUse,
+            format!("node {node}: install disk {path} is {d}, which is in use: {why}"),
+        );
     }
     let mut warnings = Vec::new();
     if !path.starts_with("/dev/disk/") {
@@ -349,7 +358,7 @@ pub fn decide(obs: &Observed, want: &Want) -> Decision {
             return refuse(
                 RefusalKind::HoldsData,
                 format!(
-                    "node {node}: install disk {path} is {d} and holds {what}; the spec does not allow erasing it. Set {}-wipe = true (install-wipe) for this node if that data may go",
+                    "node {node}: install disk {path} is {d} and holds {what}; the spec does not allow erasing it. Set {}-wipe = true if that data may go",
                     want.key.trim_end_matches("-disk")
                 ),
             );
@@ -492,6 +501,15 @@ mod tests {
             Some(RefusalKind::BootMedium)
         );
         assert_eq!(k("/dev/sda"), Some(RefusalKind::OsdDisk));
+        let mut busy = o.clone();
+        busy.disks[0].in_use = Some("nvme0n1p2 is mounted on /mnt".into());
+        assert_eq!(
+            kind(&decide(
+                &busy,
+                &want("/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_TARGET")
+            )),
+            Some(RefusalKind::InUse)
+        );
         assert_eq!(
             k("/dev/nvme0n1"),
             Some(RefusalKind::Ambiguous),
@@ -535,7 +553,7 @@ mod tests {
             unreachable!()
         };
         assert!(
-            r.message.contains("LVM2") && r.message.contains("install-wipe"),
+            r.message.contains("LVM2") && r.message.contains("nodes[0].install-wipe = true"),
             "{}",
             r.message
         );

@@ -52,12 +52,25 @@ pub struct FileDevice {
 }
 
 impl FileDevice {
+    /// Opens a disk for writing; a block device exclusively (`O_EXCL`: the kernel refuses
+    /// while anything has it mounted or held, and keeps others from mounting it meanwhile).
     pub fn open(path: &Path) -> Result<FileDevice> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("opening {} for writing", path.display()))?;
+        use std::os::unix::fs::FileTypeExt;
+        let block = std::fs::metadata(path)
+            .with_context(|| format!("{}", path.display()))?
+            .file_type()
+            .is_block_device();
+        let mut o = OpenOptions::new();
+        o.read(true).write(true);
+        if block {
+            o.custom_flags(nix::fcntl::OFlag::O_EXCL.bits());
+        }
+        let file = o.open(path).with_context(|| {
+            format!(
+                "opening {} for writing (busy: mounted or held?); nothing was written",
+                path.display()
+            )
+        })?;
         let size = device_size(&file).with_context(|| format!("size of {}", path.display()))?;
         let direct = OpenOptions::new()
             .read(true)
