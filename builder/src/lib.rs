@@ -17,6 +17,7 @@
 //! - [`build`]: `hcikit build` as a library call (root cache, per-node images, manifest).
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
 //! - [`inspect`]: what an image holds, read back (`hcikit inspect`).
+//! - [`installer`]: the USB installer stick's layout, boot entries and node payloads.
 //! - [`spec`]: the raw `cluster.toml` types; [`validate`]: every check, all diagnostics at
 //!   once; [`resolve`]: spec → Plan with every default decided; [`load`]: the entry point.
 //! - [`render`]: templates + Plan → each node's rendered files.
@@ -34,6 +35,7 @@ pub mod ext4;
 pub mod files;
 pub mod flash;
 pub mod inspect;
+pub mod installer;
 pub mod keys;
 pub mod load;
 pub mod output;
