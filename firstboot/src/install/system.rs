@@ -176,8 +176,22 @@ pub fn observe(root: &Path, boot_partuuids: &[String]) -> Result<Observed> {
             "scsi"
         };
         let dev = sys.join("device");
-        let model = read_trim(&dev.join("model")).unwrap_or_default();
-        let mut serial = read_trim(&dev.join("serial")).unwrap_or_default();
+        let udev = read_trim(&sys.join("dev"))
+            .map(|d| udev_properties(&root.join("run/udev/data").join(format!("b{d}"))))
+            .unwrap_or_default();
+        let mut model = read_trim(&dev.join("model")).unwrap_or_default();
+        if model.is_empty() {
+            model = udev
+                .get("ID_MODEL")
+                .map(|m| m.replace('_', " "))
+                .unwrap_or_default();
+        }
+        // udev's ID_SERIAL_SHORT is what the by-id names are made of.
+        let mut serial = udev
+            .get("ID_SERIAL_SHORT")
+            .cloned()
+            .or_else(|| read_trim(&dev.join("serial")))
+            .unwrap_or_default();
         let mut by_id: Vec<String> = obs
             .links
             .iter()
@@ -258,6 +272,16 @@ pub fn observe(root: &Path, boot_partuuids: &[String]) -> Result<Observed> {
     Ok(obs)
 }
 
+/// `E:KEY=VALUE` properties of a udev database entry (`/run/udev/data/b<major>:<minor>`).
+pub fn udev_properties(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("E:")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// The device node of a disk below `root`.
 pub fn dev_path(root: &Path, name: &str) -> PathBuf {
     root.join("dev").join(name)
@@ -335,6 +359,13 @@ mod tests {
             "36 25 8:1 / /run/hcikit/stick rw,relatime shared:1 - vfat /dev/sda1 rw\n",
         )
         .unwrap();
+        std::fs::write(r.join("sys/block/sda/dev"), "8:0\n").unwrap();
+        std::fs::create_dir_all(r.join("run/udev/data")).unwrap();
+        std::fs::write(
+            r.join("run/udev/data/b8:0"),
+            "S:disk/by-id/usb-QEMU_QEMU_HARDDISK_STICK-0:0\nE:ID_SERIAL_SHORT=STICK\nE:ID_BUS=usb\n",
+        )
+        .unwrap();
         let o = observe(r, &["aaaa-bbbb".to_string()]).unwrap();
         assert_eq!(o.disks.len(), 2, "loop devices are ignored");
         let nvme = &o.disks[0];
@@ -347,7 +378,10 @@ mod tests {
         assert_eq!(nvme.by_id, ["/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_T1"]);
         let stick = &o.disks[1];
         assert!(stick.boot_medium);
-        assert_eq!(stick.serial, "STICK-0:0");
+        assert_eq!(
+            stick.serial, "STICK",
+            "udev's serial wins over the by-id name"
+        );
         assert!(stick
             .in_use
             .as_deref()
