@@ -344,7 +344,9 @@ fn run_install_tier() -> Result<()> {
     let spec = prepare_spec(&run)?;
     let out = run.join("out");
     let cache = vm::vm_cache_dir();
-    let plan = hcikit::load(&spec).map_err(|e| anyhow::anyhow!("{e:#}"))?.plan;
+    let plan = hcikit::load(&spec)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?
+        .plan;
     let base = hcikit::base::ensure_base(&plan, &cache)?;
     let t = Instant::now();
     hcikit(&[
