@@ -85,6 +85,7 @@ pub fn install_cmdline(plan: &Plan, stick_root: &uuid::Uuid, reinstall: bool) ->
         "hcikit-firstboot.service",
         "systemd-repart.service",
         "systemd-remount-fs.service",
+        "systemd-logind.service",
         "getty@tty1.service",
         "serial-getty@ttyS0.service",
     ] {

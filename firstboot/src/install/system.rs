@@ -135,6 +135,8 @@ pub fn observe(root: &Path, boot_partuuids: &[String]) -> Result<Observed> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !ignored(n))
+        // NVMe multipath lists each path as a hidden `nvmeXcYnZ` beside the real disk.
+        .filter(|n| read_trim(&sys_block.join(n).join("hidden")).as_deref() != Some("1"))
         .collect();
     names.sort();
     for name in names {
@@ -179,13 +181,12 @@ pub fn observe(root: &Path, boot_partuuids: &[String]) -> Result<Observed> {
         let udev = read_trim(&sys.join("dev"))
             .map(|d| udev_properties(&root.join("run/udev/data").join(format!("b{d}"))))
             .unwrap_or_default();
-        let mut model = read_trim(&dev.join("model")).unwrap_or_default();
-        if model.is_empty() {
-            model = udev
-                .get("ID_MODEL")
-                .map(|m| m.replace('_', " "))
-                .unwrap_or_default();
-        }
+        // udev's model is the full one (ATA's sysfs model is cut at 16 characters).
+        let model = udev
+            .get("ID_MODEL")
+            .map(|m| m.replace('_', " "))
+            .or_else(|| read_trim(&dev.join("model")))
+            .unwrap_or_default();
         // udev's ID_SERIAL_SHORT is what the by-id names are made of.
         let mut serial = udev
             .get("ID_SERIAL_SHORT")
@@ -347,6 +348,8 @@ mod tests {
         );
         partition(r, "sda", "sda1", 1 << 20, "aaaa-bbbb");
         std::fs::create_dir_all(r.join("sys/block/loop0")).unwrap();
+        std::fs::create_dir_all(r.join("sys/block/nvme0c0n1")).unwrap();
+        std::fs::write(r.join("sys/block/nvme0c0n1/hidden"), "1\n").unwrap();
         // An ext4 signature inside the stick's first partition.
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -367,7 +370,7 @@ mod tests {
         )
         .unwrap();
         let o = observe(r, &["aaaa-bbbb".to_string()]).unwrap();
-        assert_eq!(o.disks.len(), 2, "loop devices are ignored");
+        assert_eq!(o.disks.len(), 2, "loop devices and hidden NVMe paths are ignored");
         let nvme = &o.disks[0];
         assert_eq!(
             (nvme.name.as_str(), nvme.size, nvme.serial.as_str()),
