@@ -75,6 +75,10 @@ pub fn install_cmdline(plan: &Plan, stick_root: &uuid::Uuid, reinstall: bool) ->
     let mut a = vec![
         format!("root=PARTUUID={stick_root}"),
         "ro".into(),
+        // ext4 writes its journal's superblock even on a read-only mount unless the
+        // journal is not loaded; the root's bytes must stay the image's (found in QEMU:
+        // the first journal block changed and the install stopped at its checksum).
+        "rootflags=noload".into(),
         "fstab=no".into(),
         "fsck.mode=skip".into(),
         "fastboot".into(),
@@ -481,6 +485,7 @@ mod tests {
         for arg in [
             format!("root=PARTUUID={}", g.root).as_str(),
             " ro ",
+            "rootflags=noload",
             "fstab=no",
             "fsck.mode=skip",
             "hcikit.install=1",
