@@ -13,10 +13,6 @@ use hcikit_tests::workspace_root;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn bless() -> bool {
-    std::env::var_os("HCIKIT_BLESS").is_some_and(|v| v == "1")
-}
-
 fn golden_dir() -> PathBuf {
     workspace_root().join("tests/golden/spec")
 }
@@ -45,22 +41,8 @@ fn private_secrets(dir: &Path) {
     }
 }
 
-/// Compares `actual` with the file at `expected`, or rewrites it when blessing. Returns a
-/// readable diff on mismatch.
 fn check(expected: &Path, actual: &str) -> Option<String> {
-    if bless() {
-        fs::write(expected, actual).unwrap();
-        return None;
-    }
-    let want = fs::read_to_string(expected).unwrap_or_default();
-    if want == actual {
-        return None;
-    }
-    let diff = similar::TextDiff::from_lines(want.as_str(), actual)
-        .unified_diff()
-        .header("expected", "actual")
-        .to_string();
-    Some(format!("{}:\n{diff}", expected.display()))
+    hcikit_tests::golden::check_file(expected, actual.as_bytes())
 }
 
 fn load_case(toml: &Path) -> Result<hcikit::Loaded, Vec<hcikit::Diagnostic>> {
