@@ -247,7 +247,7 @@ fn the_staging_fallback_for_old_mke2fs_keeps_modes_owners_and_links() {
     let (code, stdout, stderr) = run(&mut cmd);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let img = c.out.join("mini1.img");
-    let r = hcikit::inspect::inspect(&img).unwrap();
+    let r = hcikit::media::inspect::inspect(&img).unwrap();
     let root = &r.partitions[1];
     let fs = c.fx.dir.path().join("root.ext4");
     extract(&img, root.start, root.size, &fs);

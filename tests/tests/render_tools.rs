@@ -7,7 +7,7 @@
 
 mod render_support;
 
-use hcikit::files::NodeFile;
+use hcikit::render::files::NodeFile;
 use hcikit::render::{render_all, RenderOptions};
 use hcikit_firstboot::plan::Plan;
 use render_support::*;

@@ -1,7 +1,7 @@
 //! `hcikit flash IMAGE DEVICE`: checks everything, asks, writes the bmap's ranges, verifies.
 
 use crate::error::InputError;
-use crate::flash::{self, device::human_bytes, Options};
+use crate::media::flash::{self, device::human_bytes, Options};
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use std::io::{BufRead, IsTerminal, Write};

@@ -6,14 +6,22 @@
 //! epoch). A spec-only change therefore reuses the root, its bmap ranges and its zstd
 //! frame, and only rewrites the small per-node parts.
 
-use crate::disk::{self, Guids, Layout};
+pub mod base;
+pub mod disk;
+pub mod esp;
+pub mod ext4;
+pub mod output;
+pub mod rootfs;
+
 use crate::error::InputError;
-use crate::esp::{self, BootFiles, Identity};
-use crate::files::NodeFile;
-use crate::output::{self, ImageParts, Range, Staged};
 use crate::progress::Progress;
-use crate::rootfs::{self, Data, Item};
-use crate::{ext4, keys};
+use crate::render::files::NodeFile;
+use crate::render::keys;
+use disk::{Guids, Layout};
+use esp::{BootFiles, Identity};
+use output::{ImageParts, Range, Staged};
+use rootfs::{Data, Item};
+
 use anyhow::{Context, Result};
 use hcikit_firstboot::layout;
 use hcikit_firstboot::plan::Plan;

@@ -6,7 +6,7 @@
 //! base's kernel and initrd, and `hcikit/` as laid down in `hcikit_firstboot::layout`.
 //! Timestamps are `SOURCE_DATE_EPOCH`; the volume id is derived from the node's name.
 
-use crate::files::{NodeFile, Placement};
+use crate::render::files::{NodeFile, Placement};
 use anyhow::{Context, Result};
 use hcikit_firstboot::layout;
 use hcikit_firstboot::plan::{Plan, DESIRED_DIR};

@@ -1,12 +1,12 @@
 //! Resolution: a validated [`Spec`] → the explicit [`Plan`], every default decided here.
 //!
-//! Runs only after [`crate::validate`] found no errors, so values are known to parse; the
+//! Runs only after [`crate::spec::validate`] found no errors, so values are known to parse; the
 //! few fallbacks below exist to keep this function total, not to accept bad input.
 //! The output is deterministic: spec order for lists, `BTreeMap` for maps.
 
-use crate::load::Diagnostic;
-use crate::spec::*;
-use crate::validate::{self as v, BwLimit};
+use crate::spec::raw::*;
+use crate::spec::validate::{self as v, BwLimit};
+use crate::spec::Diagnostic;
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 

@@ -3,11 +3,11 @@
 //! Each finding names the dotted key the user wrote and says what would be valid. Errors
 //! stop the build; warnings are carried into the Plan. The small parsers at the bottom
 //! (speeds, sizes, durations, bandwidth percentages, names) are shared with
-//! [`crate::resolve`], so a value is read the same way by both.
+//! [`crate::spec::resolve`], so a value is read the same way by both.
 
-use crate::load::Diagnostic;
-use crate::secrets::SecretValues;
-use crate::spec::*;
+use crate::spec::raw::*;
+use crate::spec::secrets::SecretValues;
+use crate::spec::Diagnostic;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

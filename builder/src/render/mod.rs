@@ -16,9 +16,12 @@
 //! [`REDACTED`] unless [`RenderOptions::reveal_secrets`] is set. A file that embeds one is
 //! marked `secret` and gets mode 0600 whatever its normal mode.
 
+pub mod files;
+pub mod keys;
+
 use crate::error::InputError;
-use crate::files::{NodeFile, Placement};
-use crate::secrets::{SecretValues, REDACTED};
+use crate::render::files::{NodeFile, Placement};
+use crate::spec::secrets::{SecretValues, REDACTED};
 use anyhow::{anyhow, Context as _, Result};
 use handlebars::{Handlebars, RenderErrorReason};
 use hcikit_firstboot::plan::{NetDevice, Network, Node, Plan, SecretRef};
@@ -41,7 +44,7 @@ pub const WWW_DATA_GID: u32 = 33;
 
 macro_rules! builtin {
     ($($path:literal),* $(,)?) => {
-        &[$(($path, include_str!(concat!("../../templates/", $path)))),*]
+        &[$(($path, include_str!(concat!("../../../templates/", $path)))),*]
     };
 }
 

@@ -4,10 +4,16 @@
 //! `base_dir`); `load` adds reading the spec itself and turns diagnostics into an
 //! [`InputError`] (exit code 2) that lists every problem at once.
 
+pub mod raw;
+pub mod resolve;
+pub mod schema;
+pub mod secrets;
+pub mod validate;
+
 use crate::error::InputError;
-use crate::secrets::SecretValues;
-use crate::spec::Spec;
-use crate::{resolve, validate};
+use crate::spec::raw::Spec;
+use crate::spec::secrets::SecretValues;
+
 use hcikit_firstboot::plan::Plan;
 use serde::Serialize;
 use std::fmt;
