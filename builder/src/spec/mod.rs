@@ -4,11 +4,13 @@
 //! `base_dir`); `load` adds reading the spec itself and turns diagnostics into an
 //! [`InputError`] (exit code 2) that lists every problem at once.
 
+pub mod defaults;
 pub mod raw;
 pub mod resolve;
 pub mod schema;
 pub mod secrets;
 pub mod validate;
+pub mod values;
 
 use crate::error::InputError;
 use crate::spec::raw::Spec;
@@ -112,7 +114,7 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
     let mut diags = validate::validate(&spec);
-    let secrets = validate::read_secrets(&spec, base_dir, &mut diags);
+    let secrets = secrets::read_secrets(&spec, base_dir, &mut diags);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }

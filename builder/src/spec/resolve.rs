@@ -4,15 +4,17 @@
 //! few fallbacks below exist to keep this function total, not to accept bad input.
 //! The output is deterministic: spec order for lists, `BTreeMap` for maps.
 
+use crate::spec::defaults as d;
 use crate::spec::raw::*;
-use crate::spec::validate::{self as v, BwLimit};
+use crate::spec::secrets::{realm_secret_id, smtp_secret_id, ROOT_PASSWORD_ID};
+use crate::spec::values::{self as v, BwLimit};
 use crate::spec::Diagnostic;
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 
 /// Builds the Plan. `warnings` are the validation warnings, carried as text.
 pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
-    let pve_major = spec.cluster.pve_version.unwrap_or(v::DEFAULT_PVE_MAJOR);
+    let pve_major = spec.cluster.pve_version.unwrap_or(d::DEFAULT_PVE_MAJOR);
     let networks = networks(spec);
     let ceph_spec = spec.ceph.as_ref();
     let all_nodes: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
@@ -43,7 +45,7 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
             .collect(),
         root_password: (spec.cluster.root_password_hash.is_some()
             || spec.cluster.root_password_file.is_some())
-        .then(|| SecretRef::new(v::ROOT_PASSWORD_ID)),
+        .then(|| SecretRef::new(ROOT_PASSWORD_ID)),
         founder: founder.clone(),
         join_order: nodes.iter().skip(1).map(|n| n.name.clone()).collect(),
     };
@@ -252,8 +254,8 @@ fn ceph(
     let release = c
         .release
         .clone()
-        .unwrap_or_else(|| v::default_ceph_release(pve_major).into());
-    let version = v::CEPH_RELEASES
+        .unwrap_or_else(|| d::default_ceph_release(pve_major).into());
+    let version = d::CEPH_RELEASES
         .iter()
         .find(|(n, _, _)| *n == release)
         .map(|(_, ver, _)| ver.to_string())
@@ -453,7 +455,7 @@ fn notifications(spec: &Spec) -> Notifications {
                 password: s
                     .password_file
                     .as_ref()
-                    .map(|_| SecretRef::new(v::smtp_secret_id(&s.name))),
+                    .map(|_| SecretRef::new(smtp_secret_id(&s.name))),
                 from_address: s.from_address.clone().unwrap_or_default(),
                 mailto: s.mailto.clone(),
                 mailto_user: s.mailto_user.clone(),
@@ -532,7 +534,7 @@ fn realms(spec: &Spec) -> Vec<Realm> {
                 kind: r.kind.clone(),
                 options: o,
                 secret: (r.bind_password_file.is_some() || r.client_key_file.is_some())
-                    .then(|| SecretRef::new(v::realm_secret_id(&r.name))),
+                    .then(|| SecretRef::new(realm_secret_id(&r.name))),
                 default: r.default,
                 comment: r.comment.clone(),
             }
@@ -551,8 +553,8 @@ fn firstboot(spec: &Spec) -> Firstboot {
         peer_timeout_secs: secs(&f.peer_timeout, 1800),
         join_timeout_secs: secs(&f.join_timeout, 600),
         health_timeout_secs: secs(&f.health_timeout, 1800),
-        backoff_secs: secs(&f.backoff, v::DEFAULT_BACKOFF),
-        max_backoff_secs: secs(&f.max_backoff, v::DEFAULT_MAX_BACKOFF),
+        backoff_secs: secs(&f.backoff, d::DEFAULT_BACKOFF),
+        max_backoff_secs: secs(&f.max_backoff, d::DEFAULT_MAX_BACKOFF),
         ceph_install: f
             .ceph_install
             .clone()
@@ -573,14 +575,14 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
         _ => ("file".to_string(), Some(base)),
     };
     Image {
-        disk_size: size(&im.disk_size, v::DEFAULT_DISK_SIZE),
-        esp_size: size(&im.esp_size, v::DEFAULT_ESP_SIZE),
+        disk_size: size(&im.disk_size, d::DEFAULT_DISK_SIZE),
+        esp_size: size(&im.esp_size, d::DEFAULT_ESP_SIZE),
         base,
         base_file,
         suite: im
             .suite
             .clone()
-            .unwrap_or_else(|| v::default_suite(pve_major).into()),
+            .unwrap_or_else(|| d::default_suite(pve_major).into()),
         extra_packages: im.extra_packages.clone(),
         kernel_cmdline: im.kernel_cmdline.clone(),
         boot_timeout_secs: im.boot_timeout.map_or(3, |t| t as u32),
