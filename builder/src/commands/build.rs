@@ -54,7 +54,7 @@ pub enum FormatArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::spec::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let plan = &loaded.plan;
     let spec_dir = spec_dir(&args.spec);
     let epoch = source_date_epoch()?;

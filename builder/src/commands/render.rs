@@ -38,10 +38,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::spec::load(&args.spec)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
+    let loaded = super::load_spec(&args.spec)?;
     let opts = RenderOptions {
         templates_dir: args.templates,
         reveal_secrets: args.reveal_secrets,
