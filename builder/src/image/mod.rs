@@ -7,6 +7,7 @@
 //! frame, and only rewrites the small per-node parts.
 
 pub mod base;
+pub mod bmap;
 pub mod disk;
 pub mod esp;
 pub mod ext4;
@@ -153,6 +154,14 @@ impl Root {
     fn zst(&self) -> PathBuf {
         self.dir.join("root.ext4.zst")
     }
+    /// Bytes of the root that hold data (the rest is holes).
+    fn mapped_bytes(&self) -> u64 {
+        self.meta
+            .ranges
+            .iter()
+            .map(|r| r.blocks() * output::BLOCK)
+            .sum()
+    }
     fn boot_files(&self) -> Result<BootFiles> {
         let read = |n: &str| {
             std::fs::read(self.dir.join(n)).with_context(|| format!("reading cached {n}"))
@@ -267,7 +276,35 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     check_out_dir(&opts.out_dir)?;
     Staged::clean_stale(&opts.out_dir);
     let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
-    for n in &opts.nodes {
+    let nodes = selected_nodes(plan, &opts.nodes)?;
+    let mke2fs = ext4::version()?;
+    std::fs::create_dir_all(&opts.cache_dir)
+        .with_context(|| format!("creating cache folder {}", opts.cache_dir.display()))?;
+    let inputs = RootInputs::hash(opts, mke2fs)?;
+    let key = inputs.cache_key(mke2fs, &layout, opts.epoch);
+    let root = ensure_root(&key, &layout, opts)?;
+    if opts.format == Format::Zst {
+        ensure_root_zst(&root, &layout, opts)?;
+    }
+    let mut staged = Staged::new(&opts.out_dir);
+    let images = write_images(
+        input,
+        opts,
+        &layout,
+        &root,
+        &targets(plan, &nodes, opts.fleet),
+        &mut staged,
+    )?;
+    let manifest = Manifest::new(input, opts, inputs, key, layout, &root, images)?;
+    write_manifest(&mut staged, &manifest)?;
+    staged.commit()?;
+    Ok(manifest)
+}
+
+/// The nodes to build in plan order: those `--node` named, or all. An unknown name is
+/// bad input.
+fn selected_nodes<'a>(plan: &'a Plan, wanted: &[String]) -> Result<Vec<&'a str>> {
+    for n in wanted {
         if plan.node(n).is_none() {
             return Err(InputError::new(format!(
                 "--node {n}: no such node in the spec (nodes: {})",
@@ -280,38 +317,51 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             .into());
         }
     }
-    let nodes: Vec<&str> = plan
+    Ok(plan
         .nodes
         .iter()
         .map(|n| n.name.as_str())
-        .filter(|n| opts.nodes.is_empty() || opts.nodes.iter().any(|x| x == n))
-        .collect();
-    let mke2fs = ext4::version()?;
-    let mke2fs_version = format!("{}.{}.{}", mke2fs.0, mke2fs.1, mke2fs.2);
-    std::fs::create_dir_all(&opts.cache_dir)
-        .with_context(|| format!("creating cache folder {}", opts.cache_dir.display()))?;
+        .filter(|n| wanted.is_empty() || wanted.iter().any(|x| x == n))
+        .collect())
+}
 
-    let t = opts.progress.task("hashing inputs", None);
-    let base_sha = output::sha256_file(&opts.base).map_err(|e| {
-        InputError::new(format!(
-            "cannot read base archive {}: {e:#}",
-            opts.base.display()
-        ))
-    })?;
-    let agent_sha = output::sha256_file(&opts.agent)?;
-    let overlays_sha = tree_sha256(&opts.overlays)?;
-    t.finish("done");
-    let key = {
+/// The hashes of everything outside the Plan that decides the root's bytes.
+struct RootInputs {
+    base_sha: String,
+    agent_sha: String,
+    overlays_sha: String,
+    mke2fs_version: String,
+}
+
+impl RootInputs {
+    fn hash(opts: &BuildOptions, mke2fs: (u32, u32, u32)) -> Result<Self> {
+        let t = opts.progress.task("hashing inputs", None);
+        let base_sha = output::sha256_file(&opts.base).map_err(|e| {
+            InputError::new(format!(
+                "cannot read base archive {}: {e:#}",
+                opts.base.display()
+            ))
+        })?;
+        let inputs = RootInputs {
+            base_sha,
+            agent_sha: output::sha256_file(&opts.agent)?,
+            overlays_sha: tree_sha256(&opts.overlays)?,
+            mke2fs_version: format!("{}.{}.{}", mke2fs.0, mke2fs.1, mke2fs.2),
+        };
+        t.finish("done");
+        Ok(inputs)
+    }
+
+    /// The root cache key: a hash over every input that decides the root's bytes.
+    fn cache_key(&self, mke2fs: (u32, u32, u32), layout: &Layout, epoch: Option<u64>) -> String {
         let mut h = Sha256::new();
-        let epoch = opts
-            .epoch
-            .map_or("from-base".to_string(), |e| e.to_string());
+        let epoch = epoch.map_or("from-base".to_string(), |e| e.to_string());
         for part in [
             ROOT_RECIPE.to_string(),
-            base_sha.clone(),
-            agent_sha.clone(),
-            overlays_sha.clone(),
-            mke2fs_version.clone(),
+            self.base_sha.clone(),
+            self.agent_sha.clone(),
+            self.overlays_sha.clone(),
+            self.mke2fs_version.clone(),
             // A staging folder and a tar can give different inode orders.
             ext4::uses_staging(mke2fs).to_string(),
             layout.root_size.to_string(),
@@ -321,25 +371,32 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             h.update([0]);
         }
         hex::encode(&h.finalize()[..16])
-    };
-    let root = ensure_root(&key, &layout, opts)?;
-    if opts.format == Format::Zst && !root.zst().exists() {
-        let t = opts
-            .progress
-            .task("compressing root", Some(layout.root_size));
-        let tmp = root
-            .dir
-            .join(format!(".root.ext4.zst.{}", std::process::id()));
-        output::compress_file(&root.ext4(), &tmp, ZSTD_LEVEL, |n| t.inc(n))?;
-        std::fs::rename(&tmp, root.zst())?;
-        t.finish("done");
     }
-    let boot = root.boot_files()?;
-    let epoch = root.meta.epoch;
+}
 
-    let mut staged = Staged::new(&opts.out_dir);
-    let mut images = Vec::new();
-    let targets: Vec<(String, Identity, Guids)> = if opts.fleet {
+/// The root's zstd frame, compressed once per cache entry.
+fn ensure_root_zst(root: &Root, layout: &Layout, opts: &BuildOptions) -> Result<()> {
+    if root.zst().exists() {
+        return Ok(());
+    }
+    let t = opts
+        .progress
+        .task("compressing root", Some(layout.root_size));
+    let tmp = root
+        .dir
+        .join(format!(".root.ext4.zst.{}", std::process::id()));
+    output::compress_file(&root.ext4(), &tmp, ZSTD_LEVEL, |n| t.inc(n))?;
+    std::fs::rename(&tmp, root.zst())?;
+    t.finish("done");
+    Ok(())
+}
+
+/// One image to write: its name, whose identity its ESP carries, and its GUIDs.
+type Target<'a> = (String, Identity<'a>, Guids);
+
+/// One image per selected node, or one fleet image.
+fn targets<'a>(plan: &Plan, nodes: &[&'a str], fleet: bool) -> Vec<Target<'a>> {
+    if fleet {
         vec![(
             format!("{}-fleet", plan.cluster.name),
             Identity::Fleet,
@@ -356,91 +413,92 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
                 )
             })
             .collect()
-    };
+    }
+}
+
+/// The bytes before and after the root partition: the GPT and the ESP.
+struct DiskEnds {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl DiskEnds {
+    /// Builds `name`'s partition table and ESP.
+    fn new(
+        input: &BuildInput,
+        layout: &Layout,
+        boot: &BootFiles,
+        epoch: u64,
+        (name, identity, guids): &Target,
+    ) -> Result<Self> {
+        let plan = input.plan;
+        let node_files: BTreeMap<String, Vec<NodeFile>> = match identity {
+            Identity::Node(n) => {
+                let files = input.files.get(*n).cloned().unwrap_or_default();
+                BTreeMap::from([(n.to_string(), files)])
+            }
+            Identity::Fleet => input.files.clone(),
+        };
+        let contents = esp::esp_contents(plan, identity, &node_files, &guids.root, boot, epoch)?;
+        let table = disk::partition_table(layout, guids)?;
+        // Zeroed pages are allocated lazily: only what the FAT touches costs memory.
+        let mut head = vec![0u8; layout.root_start as usize];
+        head[..table.head.len()].copy_from_slice(&table.head);
+        let es = layout.esp_start as usize;
+        esp::write_fat_into(
+            &mut head[es..es + layout.esp_size as usize],
+            esp::volume_id(&format!("{}/{name}", plan.cluster.name)),
+            &contents,
+            epoch,
+        )
+        .with_context(|| format!("writing the ESP of {name}"))?;
+        let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
+        let tl = tail.len();
+        tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
+        Ok(DiskEnds { head, tail })
+    }
+
+    /// The whole image: these ends around the cached root.
+    fn parts<'a>(&'a self, layout: &Layout, root_file: &'a Path, root: &'a Root) -> ImageParts<'a> {
+        ImageParts {
+            disk_size: layout.disk_size,
+            head: &self.head,
+            root_start: layout.root_start,
+            root_file,
+            root_size: layout.root_size,
+            root_ranges: &root.meta.ranges,
+            tail: &self.tail,
+        }
+    }
+}
+
+/// Writes every target's image and bmap into `staged`. Raw images are hashed on other
+/// threads while the next one is written.
+fn write_images(
+    input: &BuildInput,
+    opts: &BuildOptions,
+    layout: &Layout,
+    root: &Root,
+    targets: &[Target],
+    staged: &mut Staged,
+) -> Result<Vec<ImageInfo>> {
+    let boot = root.boot_files()?;
+    let epoch = root.meta.epoch;
     let root_ext4 = root.ext4();
-    let mapped: u64 = root
-        .meta
-        .ranges
-        .iter()
-        .map(|r| r.blocks() * output::BLOCK)
-        .sum();
+    let mapped = root.mapped_bytes();
+    let mut images = Vec::new();
     // Hashing a raw image reads every byte of the disk, holes included: the slowest step
     // for large disks. It runs on other cores while the next image is written.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| -> Result<()> {
         let mut hashing = std::collections::VecDeque::new();
-        for (name, identity, guids) in &targets {
-            let t = opts.progress.task(format!("image {name}"), Some(mapped));
-            let node_files: BTreeMap<String, Vec<NodeFile>> = match identity {
-                Identity::Node(n) => {
-                    let files = input.files.get(*n).cloned().unwrap_or_default();
-                    BTreeMap::from([(n.to_string(), files)])
-                }
-                Identity::Fleet => input.files.clone(),
-            };
-            let contents =
-                esp::esp_contents(plan, identity, &node_files, &guids.root, &boot, epoch)?;
-            let table = disk::partition_table(&layout, guids)?;
-            // Zeroed pages are allocated lazily: only what the FAT touches costs memory.
-            let mut head = vec![0u8; layout.root_start as usize];
-            head[..table.head.len()].copy_from_slice(&table.head);
-            let es = layout.esp_start as usize;
-            esp::write_fat_into(
-                &mut head[es..es + layout.esp_size as usize],
-                esp::volume_id(&format!("{}/{name}", plan.cluster.name)),
-                &contents,
-                epoch,
-            )
-            .with_context(|| format!("writing the ESP of {name}"))?;
-            let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
-            let tl = tail.len();
-            tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
-            let parts = ImageParts {
-                disk_size: layout.disk_size,
-                head: &head,
-                root_start: layout.root_start,
-                root_file: &root_ext4,
-                root_size: layout.root_size,
-                root_ranges: &root.meta.ranges,
-                tail: &tail,
-            };
-            let (file_name, sha) = match opts.format {
-                Format::Raw => {
-                    let file_name = format!("{name}.img");
-                    let (f, tmp) = staged.create(&file_name, 0o600)?;
-                    parts
-                        .write_raw(&f, |n| t.inc(n))
-                        .with_context(|| format!("writing {}", tmp.display()))?;
-                    (file_name, None)
-                }
-                Format::Zst => {
-                    let file_name = format!("{name}.img.zst");
-                    let (f, tmp) = staged.create(&file_name, 0o600)?;
-                    parts
-                        .write_zst(&f, &root.zst(), ZSTD_LEVEL)
-                        .with_context(|| format!("writing {}", tmp.display()))?;
-                    (file_name, Some(output::sha256_file(&tmp)?))
-                }
-            };
-            let bmap_name = format!("{name}.img.bmap");
-            let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
-            let bmap = output::bmap_xml(layout.disk_size, &parts.ranges());
-            std::io::Write::write_all(&mut bf, bmap.as_bytes())?;
-            let bmap_sha256 = hex::encode(Sha256::digest(bmap.as_bytes()));
-            images.push(ImageInfo {
-                node: match identity {
-                    Identity::Node(n) => n.to_string(),
-                    Identity::Fleet => "fleet".into(),
-                },
-                file: file_name,
-                bmap: bmap_name,
-                bmap_sha256,
-                sha256: sha.unwrap_or_default(),
-                size: layout.disk_size,
-                disk_guid: guids.disk.to_string(),
-                esp_partuuid: guids.esp.to_string(),
-                root_partuuid: guids.root.to_string(),
-            });
+        for target in targets {
+            let t = opts
+                .progress
+                .task(format!("image {}", target.0), Some(mapped));
+            let ends = DiskEnds::new(input, layout, &boot, epoch, target)?;
+            let parts = ends.parts(layout, &root_ext4, root);
+            images.push(write_image(opts, layout, root, target, &parts, staged, &t)?);
             t.finish("done");
             if opts.format == Format::Raw {
                 if hashing.len() >= workers {
@@ -448,22 +506,11 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
                         hashing.pop_front().expect("not empty");
                     images[i].sha256 = h.join().expect("hashing thread panicked")?;
                 }
-                let (root_ext4, ranges) = (&root_ext4, &root.meta.ranges);
+                let root_ext4 = &root_ext4;
                 let index = images.len() - 1;
                 hashing.push_back((
                     index,
-                    scope.spawn(move || {
-                        ImageParts {
-                            disk_size: layout.disk_size,
-                            head: &head,
-                            root_start: layout.root_start,
-                            root_file: root_ext4,
-                            root_size: layout.root_size,
-                            root_ranges: ranges,
-                            tail: &tail,
-                        }
-                        .sha256()
-                    }),
+                    scope.spawn(move || ends.parts(layout, root_ext4, root).sha256()),
                 ));
             }
         }
@@ -476,46 +523,106 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
         }
         Ok(())
     })?;
+    Ok(images)
+}
 
-    let plan_json = serde_json::to_vec(plan)?;
-    let manifest = Manifest {
-        format: 1,
-        hcikit_version: env!("CARGO_PKG_VERSION").into(),
-        cluster: plan.cluster.name.clone(),
-        spec_sha256: input.spec_sha256.clone(),
-        plan_sha256: hex::encode(Sha256::digest(&plan_json)),
-        secrets_seed_id: input.seed_id.clone(),
-        base: BaseInfo {
-            file: opts
-                .base
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            sha256: base_sha,
-            kernel: root.meta.kernel_version.clone(),
-        },
-        agent_sha256: agent_sha,
-        overlays_sha256: overlays_sha,
-        mke2fs_version,
-        source_date_epoch: epoch,
-        image_format: opts.format,
-        layout,
-        root: RootInfo {
-            cache_key: key,
-            ext4_uuid: root.meta.uuid.clone(),
-            size: layout.root_size,
-            mapped_bytes: root
-                .meta
-                .ranges
-                .iter()
-                .map(|r| r.blocks() * output::BLOCK)
-                .sum(),
-            cached: root.cached,
-        },
-        images,
+/// Writes one image file and its bmap. A raw image's checksum is filled in later.
+fn write_image(
+    opts: &BuildOptions,
+    layout: &Layout,
+    root: &Root,
+    (name, identity, guids): &Target,
+    parts: &ImageParts,
+    staged: &mut Staged,
+    t: &crate::progress::Task,
+) -> Result<ImageInfo> {
+    let (file_name, sha) = match opts.format {
+        Format::Raw => {
+            let file_name = format!("{name}.img");
+            let (f, tmp) = staged.create(&file_name, 0o600)?;
+            parts
+                .write_raw(&f, |n| t.inc(n))
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            (file_name, None)
+        }
+        Format::Zst => {
+            let file_name = format!("{name}.img.zst");
+            let (f, tmp) = staged.create(&file_name, 0o600)?;
+            parts
+                .write_zst(&f, &root.zst(), ZSTD_LEVEL)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            (file_name, Some(output::sha256_file(&tmp)?))
+        }
     };
+    let bmap_name = format!("{name}.img.bmap");
+    let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
+    let bmap = bmap::bmap_xml(layout.disk_size, &parts.ranges());
+    std::io::Write::write_all(&mut bf, bmap.as_bytes())?;
+    Ok(ImageInfo {
+        node: match identity {
+            Identity::Node(n) => n.to_string(),
+            Identity::Fleet => "fleet".into(),
+        },
+        file: file_name,
+        bmap: bmap_name,
+        bmap_sha256: hex::encode(Sha256::digest(bmap.as_bytes())),
+        sha256: sha.unwrap_or_default(),
+        size: layout.disk_size,
+        disk_guid: guids.disk.to_string(),
+        esp_partuuid: guids.esp.to_string(),
+        root_partuuid: guids.root.to_string(),
+    })
+}
+
+impl Manifest {
+    fn new(
+        input: &BuildInput,
+        opts: &BuildOptions,
+        inputs: RootInputs,
+        cache_key: String,
+        layout: Layout,
+        root: &Root,
+        images: Vec<ImageInfo>,
+    ) -> Result<Self> {
+        let plan_json = serde_json::to_vec(input.plan)?;
+        Ok(Manifest {
+            format: 1,
+            hcikit_version: env!("CARGO_PKG_VERSION").into(),
+            cluster: input.plan.cluster.name.clone(),
+            spec_sha256: input.spec_sha256.clone(),
+            plan_sha256: hex::encode(Sha256::digest(&plan_json)),
+            secrets_seed_id: input.seed_id.clone(),
+            base: BaseInfo {
+                file: opts
+                    .base
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: inputs.base_sha,
+                kernel: root.meta.kernel_version.clone(),
+            },
+            agent_sha256: inputs.agent_sha,
+            overlays_sha256: inputs.overlays_sha,
+            mke2fs_version: inputs.mke2fs_version,
+            source_date_epoch: root.meta.epoch,
+            image_format: opts.format,
+            layout,
+            root: RootInfo {
+                cache_key,
+                ext4_uuid: root.meta.uuid.clone(),
+                size: layout.root_size,
+                mapped_bytes: root.mapped_bytes(),
+                cached: root.cached,
+            },
+            images,
+        })
+    }
+}
+
+/// `manifest.json` and `SHA256SUMS` (images and bmaps) into `staged`.
+fn write_manifest(staged: &mut Staged, manifest: &Manifest) -> Result<()> {
     let (mut mf, _) = staged.create("manifest.json", 0o644)?;
-    let mut mj = serde_json::to_vec_pretty(&manifest)?;
+    let mut mj = serde_json::to_vec_pretty(manifest)?;
     mj.push(b'\n');
     std::io::Write::write_all(&mut mf, &mj)?;
     let mut sums = String::new();
@@ -525,8 +632,7 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     }
     let (mut sf, _) = staged.create("SHA256SUMS", 0o644)?;
     std::io::Write::write_all(&mut sf, sums.as_bytes())?;
-    staged.commit()?;
-    Ok(manifest)
+    Ok(())
 }
 
 /// The root for `key`: from the cache, or built and stored there.
