@@ -172,7 +172,6 @@ mod tests {
             }
             fs.unmount().unwrap();
         }
-        drop(disk);
         buf
     }
 
