@@ -6,7 +6,8 @@
 //! - [`render`]: stage 2, Plan → each node's files, keys and secrets.
 //! - [`image`]: stage 3, base + rootfs + ESP + GPT → image files, bmap, manifest.
 //! - [`media`]: images after the build: flashing and inspecting.
-//! - [`progress`]: progress bars on a terminal, plain lines otherwise.
+//! - [`progress`]: progress bars on a terminal, plain lines otherwise; [`units`]: byte
+//!   counts as people read them, and the zstd magic.
 //! - [`artifacts`]: the generated files checked in under `docs/` (man page, completions,
 //!   schema).
 //! - [`error`]: the bad-input error kind and exit codes.
@@ -20,5 +21,6 @@ pub mod media;
 pub mod progress;
 pub mod render;
 pub mod spec;
+pub mod units;
 
 pub use spec::{load, load_str, Diagnostic, Loaded, Severity};

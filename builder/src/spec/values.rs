@@ -210,15 +210,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
-pub fn human_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes}")
-}
-
 /// Seconds from a number or a string with `s`, `m` or `h` suffix.
 pub fn parse_duration(d: &Duration) -> Result<u64, String> {
     match d {

@@ -14,9 +14,10 @@ pub mod device;
 
 use crate::error::InputError;
 use crate::progress::Progress;
+use crate::units::{human_bytes, is_zstd, short_bytes};
 use anyhow::{Context, Result};
 use bmap::Bmap;
-use device::{human_bytes, parse_mountinfo, parse_swaps, short_bytes, DevNum, MountEntry, Sysfs};
+use device::{parse_mountinfo, parse_swaps, DevNum, MountEntry, Sysfs};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -30,7 +31,6 @@ const CHUNK: usize = 1 << 20;
 /// Without a bmap the image is copied and verified in pieces of this size, so a verify
 /// failure still names a region.
 const NO_BMAP_PIECE: u64 = 64 << 20;
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// What `hcikit flash` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -436,7 +436,7 @@ fn sniff(path: &Path) -> Result<Compression> {
     let n = f
         .read(&mut magic)
         .with_context(|| format!("reading {}", path.display()))?;
-    Ok(if n == 4 && magic == ZSTD_MAGIC {
+    Ok(if is_zstd(&magic[..n]) {
         Compression::Zstd
     } else {
         Compression::None

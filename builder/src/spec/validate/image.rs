@@ -4,6 +4,7 @@ use super::Checker;
 use crate::spec::defaults::*;
 use crate::spec::raw::*;
 use crate::spec::values::*;
+use crate::units::human_size;
 
 impl Checker {
     pub(super) fn image(&mut self, spec: &Spec) {
