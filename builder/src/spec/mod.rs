@@ -113,13 +113,13 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 /// folder relative paths in the spec (such as `image.base`) are resolved against.
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
-    let mut diags = validate::validate(&spec);
+    let (mut diags, parsed) = validate::validate(&spec);
     let secrets = secrets::read_secrets(&spec, base_dir, &mut diags);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
     let warnings = diags;
-    let plan = resolve::resolve(&spec, &warnings);
+    let plan = resolve::resolve(&spec, &parsed, &warnings);
     Ok(Loaded {
         plan,
         secrets,

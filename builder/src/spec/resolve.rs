@@ -1,13 +1,17 @@
 //! Resolution: a validated [`Spec`] → the explicit [`Plan`], every default applied here
 //! (the named defaults live in [`crate::spec::defaults`]).
 //!
-//! Runs only after [`crate::spec::validate`] found no errors, so values are known to parse; the
-//! few fallbacks below exist to keep this function total, not to accept bad input.
+//! Runs only after [`crate::spec::validate`] found no errors, and takes the values it parsed
+//! (addresses, speeds, MACs, bandwidth limits, HA members and sids) from [`Parsed`] instead
+//! of parsing those strings again. Image sizes and first-boot durations are still read
+//! here with the same parsers as validation. The few fallbacks below keep this function
+//! total; they are not reached for a spec that validated.
 //! The output is deterministic: spec order for lists, `BTreeMap` for maps.
 
 use crate::spec::defaults as d;
 use crate::spec::raw::*;
 use crate::spec::secrets::ROOT_PASSWORD_ID;
+use crate::spec::validate::Parsed;
 use crate::spec::values as v;
 use crate::spec::Diagnostic;
 use hcikit_firstboot::plan::*;
@@ -15,14 +19,15 @@ use hcikit_firstboot::plan::*;
 mod config;
 use config::{datacenter, notifications, realms};
 
-/// Builds the Plan. `warnings` are the validation warnings, carried as text.
-pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
+/// Builds the Plan from a spec that passed validation and the values validation parsed.
+/// `warnings` are the validation warnings, carried as text.
+pub fn resolve(spec: &Spec, parsed: &Parsed, warnings: &[Diagnostic]) -> Plan {
     let pve_major = spec.cluster.pve_version.unwrap_or(d::DEFAULT_PVE_MAJOR);
-    let networks = networks(spec);
+    let networks = networks(spec, parsed);
     let ceph_spec = spec.ceph.as_ref();
     let all_nodes: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
     let roles = ceph_spec.map(|c| CephRoles::of(c, &all_nodes));
-    let nodes = nodes(spec, &networks, roles.as_ref());
+    let nodes = nodes(spec, parsed, &networks, roles.as_ref());
     let founder = nodes.first().map(|n| n.name.clone()).unwrap_or_default();
 
     let cluster = Cluster {
@@ -70,8 +75,8 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
     let ceph = ceph_spec
         .zip(roles)
         .map(|(c, r)| ceph(c, r, pve_major, &networks, &nodes));
-    let datacenter = datacenter(spec, &networks, &cluster.keyboard);
-    let ha = ha(spec, pve_major);
+    let datacenter = datacenter(spec, parsed, &networks, &cluster.keyboard);
+    let ha = ha(spec, parsed, pve_major);
     let notifications = notifications(spec);
     let realms = realms(spec);
     let firstboot = firstboot(spec);
@@ -96,12 +101,12 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
     plan
 }
 
-fn networks(spec: &Spec) -> Vec<Network> {
+fn networks(spec: &Spec, parsed: &Parsed) -> Vec<Network> {
     let mut bond_index = 0;
     spec.networks
         .iter()
         .map(|(name, n)| {
-            let net = v::parse_network(&n.cidr).ok();
+            let net = parsed.nets.get(name);
             let device = match (&n.interface, &n.bond) {
                 (_, Some(b)) => {
                     let name = b
@@ -145,7 +150,7 @@ fn networks(spec: &Spec) -> Vec<Network> {
                 gateway: n.gateway.clone(),
                 dns: n.dns.clone(),
                 mtu: n.mtu.unwrap_or(1500),
-                speed_mbps: n.speed.as_ref().and_then(|s| v::parse_speed(s).ok()),
+                speed_mbps: parsed.speeds.get(name).copied(),
                 corosync_link: n.corosync_link.map(|l| l as u8),
                 device,
                 bridge: n.bridge.clone(),
@@ -178,7 +183,12 @@ impl CephRoles {
     }
 }
 
-fn nodes(spec: &Spec, networks: &[Network], roles: Option<&CephRoles>) -> Vec<Node> {
+fn nodes(
+    spec: &Spec,
+    parsed: &Parsed,
+    networks: &[Network],
+    roles: Option<&CephRoles>,
+) -> Vec<Node> {
     let has = |list: Option<&Vec<String>>, n: &str| list.is_some_and(|l| l.iter().any(|x| x == n));
     spec.nodes
         .iter()
@@ -222,7 +232,7 @@ fn nodes(spec: &Spec, networks: &[Network], roles: Option<&CephRoles>) -> Vec<No
                 name: n.name.clone(),
                 fqdn: format!("{}.{}", n.name, spec.cluster.domain),
                 nodeid: i as u32 + 1,
-                mac: n.mac.as_deref().and_then(|m| v::check_mac(m).ok()),
+                mac: parsed.macs.get(&i).cloned(),
                 install_disk: n.install_disk.clone(),
                 addresses,
                 primary_ip,
@@ -347,20 +357,25 @@ fn ceph(
     }
 }
 
-fn ha(spec: &Spec, pve_major: u32) -> Ha {
+fn ha(spec: &Spec, parsed: &Parsed, pve_major: u32) -> Ha {
     Ha {
         mode: if pve_major >= 9 { "rules" } else { "groups" }.into(),
         groups: spec
             .ha
             .groups
             .iter()
-            .map(|g| HaGroup {
+            .enumerate()
+            .map(|(i, g)| HaGroup {
                 name: g.name.clone(),
-                nodes: g
-                    .nodes
-                    .iter()
-                    .filter_map(|m| v::parse_group_member(m).ok())
-                    .map(|(node, priority)| HaGroupNode { node, priority })
+                nodes: parsed
+                    .group_members
+                    .get(&i)
+                    .into_iter()
+                    .flatten()
+                    .map(|(node, priority)| HaGroupNode {
+                        node: node.clone(),
+                        priority: *priority,
+                    })
                     .collect(),
                 restricted: g.restricted,
                 nofailback: g.nofailback,
@@ -371,8 +386,13 @@ fn ha(spec: &Spec, pve_major: u32) -> Ha {
             .ha
             .resources
             .iter()
-            .map(|r| HaResource {
-                sid: v::normalize_sid(&r.sid).unwrap_or_else(|_| r.sid.clone()),
+            .enumerate()
+            .map(|(i, r)| HaResource {
+                sid: parsed
+                    .sids
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| r.sid.clone()),
                 group: r.group.clone(),
                 max_restart: r.max_restart.map_or(1, |x| x as u32),
                 max_relocate: r.max_relocate.map_or(1, |x| x as u32),

@@ -3,11 +3,17 @@
 
 use crate::spec::raw::*;
 use crate::spec::secrets::{realm_secret_id, smtp_secret_id};
+use crate::spec::validate::Parsed;
 use crate::spec::values::{self as v, BwLimit};
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 
-pub(super) fn datacenter(spec: &Spec, networks: &[Network], keyboard: &str) -> Datacenter {
+pub(super) fn datacenter(
+    spec: &Spec,
+    parsed: &Parsed,
+    networks: &[Network],
+    keyboard: &str,
+) -> Datacenter {
     let d = &spec.datacenter;
     let mut o = BTreeMap::new();
     o.insert(
@@ -31,9 +37,9 @@ pub(super) fn datacenter(spec: &Spec, networks: &[Network], keyboard: &str) -> D
     let speed = mig_net.and_then(|n| n.speed_mbps);
     let limits: Vec<String> = d
         .bwlimit
-        .iter()
-        .filter_map(|(k, bw)| {
-            let kib = match v::parse_bandwidth(bw).ok()? {
+        .keys()
+        .filter_map(|k| {
+            let kib = match *parsed.bwlimits.get(k)? {
                 BwLimit::KibPerSec(k) => k,
                 BwLimit::Percent(h) => v::percent_to_kib(speed?, h),
             };

@@ -42,7 +42,11 @@ impl Checker {
                 );
                 continue;
             }
-            match parse_bandwidth(bw) {
+            let limit = parse_bandwidth(bw);
+            if let Ok(l) = &limit {
+                self.parsed.bwlimits.insert(key.clone(), *l);
+            }
+            match limit {
                 Err(m) => self.err(&k, m),
                 Ok(BwLimit::Percent(_)) => {
                     if d.migration_network.is_none() {

@@ -27,7 +27,9 @@ impl Checker {
                 let mk = format!("{k}.nodes[{j}]");
                 match parse_group_member(member) {
                     Err(m) => self.err(&mk, m),
-                    Ok((node, _)) => {
+                    Ok((node, priority)) => {
+                        let members = self.parsed.group_members.entry(i).or_default();
+                        members.push((node.clone(), priority));
                         if !nodes.contains(node.as_str()) {
                             self.err(
                                 &mk,
@@ -49,6 +51,7 @@ impl Checker {
             match normalize_sid(&r.sid) {
                 Err(m) => self.err(format!("{k}.sid"), m),
                 Ok(sid) => {
+                    self.parsed.sids.insert(i, sid.clone());
                     if !sids.insert(sid.clone()) {
                         self.err(format!("{k}.sid"), format!("{sid} is listed twice"));
                     }

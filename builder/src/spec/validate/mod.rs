@@ -6,8 +6,10 @@
 //! a value is read the same way by both.
 
 use crate::spec::raw::*;
+use crate::spec::values::BwLimit;
 use crate::spec::Diagnostic;
 use ipnet::IpNet;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 mod ceph;
@@ -20,11 +22,38 @@ mod node;
 mod notify;
 mod realm;
 
-/// Runs every check. Errors and warnings, in spec order.
-pub fn validate(spec: &Spec) -> Vec<Diagnostic> {
+/// What validation parsed on its way, handed to [`crate::spec::resolve`] so that no
+/// string is parsed twice. Holds every value that parsed: complete when validation found
+/// no errors, which is the only time resolution runs.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// Each network's address range (host bits cleared), by network name.
+    pub nets: BTreeMap<String, IpNet>,
+    /// Each network's link speed in Mbit/s, by network name, where the spec gives one.
+    pub speeds: BTreeMap<String, u64>,
+    /// Each node's MAC, lower-cased, by node index, where the spec gives one.
+    pub macs: BTreeMap<usize, String>,
+    /// `datacenter.bwlimit` values, by key.
+    pub bwlimits: BTreeMap<String, BwLimit>,
+    /// Each HA group's members as (node, priority), by group index.
+    pub group_members: BTreeMap<usize, Vec<(String, Option<u32>)>>,
+    /// Each HA resource's sid in `vm:100` form, by resource index.
+    pub sids: BTreeMap<usize, String>,
+}
+
+/// Runs every check. Errors and warnings, in spec order, and the values that parsed.
+pub fn validate(spec: &Spec) -> (Vec<Diagnostic>, Parsed) {
     let mut v = Checker::default();
     v.cluster(spec);
     let nets = v.networks(spec);
+    for (name, n) in &nets {
+        if let Some(net) = n.net {
+            v.parsed.nets.insert(name.clone(), net);
+        }
+        if let Some(s) = n.speed_mbps {
+            v.parsed.speeds.insert(name.clone(), s);
+        }
+    }
     v.nodes(spec, &nets);
     v.ceph(spec, &nets);
     v.datacenter(spec, &nets);
@@ -33,7 +62,7 @@ pub fn validate(spec: &Spec) -> Vec<Diagnostic> {
     v.realms(spec);
     v.image(spec);
     v.firstboot(spec);
-    v.diags
+    (v.diags, v.parsed)
 }
 
 /// What the node and datacenter checks need to know about a network.
@@ -47,6 +76,7 @@ struct NetInfo {
 #[derive(Default)]
 struct Checker {
     diags: Vec<Diagnostic>,
+    parsed: Parsed,
 }
 
 impl Checker {

@@ -88,6 +88,7 @@ impl Checker {
                 match check_mac(mac) {
                     Err(m) => self.err(format!("{k}.mac"), m),
                     Ok(norm) => {
+                        self.parsed.macs.insert(i, norm.clone());
                         if let Some(prev) = macs.insert(norm.clone(), i) {
                             self.err(
                                 format!("{k}.mac"),
