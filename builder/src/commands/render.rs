@@ -79,11 +79,7 @@ pub fn render_to_dir(
         let files = rendered.remove(n).ok_or_else(|| {
             InputError::new(format!(
                 "--node {n}: no such node; nodes are {}",
-                plan.nodes
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::spec::node_names(plan)
             ))
         })?;
         rendered = BTreeMap::from([(n.to_string(), files)]);

@@ -308,11 +308,7 @@ fn selected_nodes<'a>(plan: &'a Plan, wanted: &[String]) -> Result<Vec<&'a str>>
         if plan.node(n).is_none() {
             return Err(InputError::new(format!(
                 "--node {n}: no such node in the spec (nodes: {})",
-                plan.nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::spec::node_names(plan)
             ))
             .into());
         }

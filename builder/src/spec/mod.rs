@@ -128,6 +128,15 @@ pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnost
     })
 }
 
+/// The plan's node names, `, `-separated, for messages that name a node that is not there.
+pub fn node_names(plan: &Plan) -> String {
+    plan.nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every error line of `diags`, in order, warnings left out.
 pub fn format_errors(diags: &[Diagnostic]) -> String {
     let lines: Vec<String> = diags
