@@ -1,5 +1,10 @@
-//! `hcikit build` as a library call: the shared root once (or from the cache), then per
-//! node a partition table, an ESP and the output files, all renamed into place at the end.
+//! Stage 3, the images: `hcikit build` as a library call. The shared root once (or from
+//! the cache), then per node a partition table, an ESP and the output files, all renamed
+//! into place at the end.
+//!
+//! The parts: [`base`] (the Debian / Proxmox base), [`rootfs`] (base + overlays + agent as
+//! one tar), [`ext4`] (that tar as the root filesystem), [`esp`] (the FAT32 ESP), [`disk`]
+//! (GPT layout), [`output`] (sparse / zstd image files, atomic renames), [`bmap`].
 //!
 //! The root is cached under `<cache>/root-<key>/` where the key hashes everything that
 //! decides its bytes (base archive, overlays, agent binary, mke2fs version, root size,

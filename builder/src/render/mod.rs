@@ -1,4 +1,4 @@
-//! Rendering: (templates, Plan, node) → that node's file set. Pure and deterministic.
+//! Stage 2, rendering: (templates, Plan, node) → that node's file set. Pure and deterministic.
 //!
 //! Which files a node gets, and their mode, owner, placement and secrecy, is decided here
 //! in Rust ([`files::file_specs`]); the text of each file comes from a handlebars template named

@@ -1,4 +1,9 @@
-//! The public entry point: a `cluster.toml` in, a resolved [`Plan`] plus secret values out.
+//! Stage 1, the spec: a `cluster.toml` in, a resolved [`Plan`] plus secret values out.
+//!
+//! In order: [`raw`] parses the TOML into types, [`validate`] checks them (all findings at
+//! once, parsing values with [`values`]), [`secrets`] reads the secret files the spec names,
+//! [`resolve`] applies the [`defaults`] and builds the Plan. [`schema`] is the JSON Schema of
+//! the raw types.
 //!
 //! `load_str` is pure except for reading the secret files the spec names (relative to
 //! `base_dir`); `load` adds reading the spec itself and turns diagnostics into an
