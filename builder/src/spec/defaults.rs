@@ -40,3 +40,48 @@ pub fn default_suite(pve_major: u32) -> &'static str {
         "bookworm"
     }
 }
+
+/// `cluster.timezone` when unset.
+pub const TIMEZONE: &str = "UTC";
+/// `cluster.keyboard` when unset (also `datacenter.cfg`'s keyboard).
+pub const KEYBOARD: &str = "en-us";
+/// A network's MTU when unset.
+pub const MTU: u32 = 1500;
+/// Replicas of a Ceph pool when neither `ceph.size` nor the pool's `size` is set.
+pub const CEPH_SIZE: i64 = 3;
+/// Replicas a Ceph pool needs to serve I/O when unset; never above the pool's size.
+pub const CEPH_MIN_SIZE: i64 = 2;
+/// A Ceph pool's application when unset.
+pub const POOL_APPLICATION: &str = "rbd";
+/// Placement groups of a CephFS data pool when unset.
+pub const CEPHFS_PG_NUM: u32 = 128;
+/// Ceph package repository when unset.
+pub const CEPH_REPOSITORY: &str = "no-subscription";
+/// `datacenter.migration-type` when a migration network is set but no type.
+pub const MIGRATION_TYPE: &str = "secure";
+/// An HA resource's `max-restart` when unset.
+pub const HA_MAX_RESTART: u32 = 1;
+/// An HA resource's `max-relocate` when unset.
+pub const HA_MAX_RELOCATE: u32 = 1;
+/// An HA resource's requested state when unset.
+pub const HA_STATE: &str = "started";
+/// An SMTP target's `mode` when unset.
+pub const SMTP_MODE: &str = "tls";
+/// A notification matcher's `mode` when unset.
+pub const MATCHER_MODE: &str = "all";
+/// The SMTP port for a mode when the target sets none.
+pub fn smtp_port(mode: &str) -> u16 {
+    match mode {
+        "insecure" => 25,
+        "starttls" => 587,
+        _ => 465,
+    }
+}
+/// How long the founder waits for its peers, in seconds.
+pub const PEER_TIMEOUT: u64 = 1800;
+/// How long a join may take, in seconds.
+pub const JOIN_TIMEOUT: u64 = 600;
+/// How long the cluster may take to become healthy, in seconds.
+pub const HEALTH_TIMEOUT: u64 = 1800;
+/// systemd-boot's menu timeout when `image.boot-timeout` is unset, in seconds.
+pub const BOOT_TIMEOUT: u32 = 3;

@@ -37,12 +37,12 @@ pub fn resolve(spec: &Spec, parsed: &Parsed, warnings: &[Diagnostic]) -> Plan {
             .cluster
             .timezone
             .clone()
-            .unwrap_or_else(|| "UTC".into()),
+            .unwrap_or_else(|| d::TIMEZONE.into()),
         keyboard: spec
             .cluster
             .keyboard
             .clone()
-            .unwrap_or_else(|| "en-us".into()),
+            .unwrap_or_else(|| d::KEYBOARD.into()),
         pve_major: pve_major as u8,
         ntp_servers: spec.cluster.ntp_servers.clone(),
         admin_ssh_keys: spec
@@ -149,7 +149,7 @@ fn networks(spec: &Spec, parsed: &Parsed) -> Vec<Network> {
                 prefix_len: net.map(|n| n.prefix_len()).unwrap_or_default(),
                 gateway: n.gateway.clone(),
                 dns: n.dns.clone(),
-                mtu: n.mtu.unwrap_or(1500),
+                mtu: n.mtu.unwrap_or(d::MTU),
                 speed_mbps: parsed.speeds.get(name).copied(),
                 corosync_link: n.corosync_link.map(|l| l as u8),
                 device,
@@ -286,8 +286,8 @@ fn ceph(
             .map(|n| n.cidr.clone())
             .unwrap_or_default()
     };
-    let size = c.size.unwrap_or(3) as u8;
-    let min_size = c.min_size.unwrap_or(2.min(size as i64)) as u8;
+    let size = c.size.unwrap_or(d::CEPH_SIZE) as u8;
+    let min_size = c.min_size.unwrap_or(d::CEPH_MIN_SIZE.min(size as i64)) as u8;
     let pools = c
         .pools
         .iter()
@@ -307,7 +307,10 @@ fn ceph(
                 min_size: p.min_size.map_or(min_size.min(psize), |s| s as u8),
                 pg_num: p.pg_num.map(|n| n as u32),
                 pg_autoscale_mode: autoscale,
-                application: p.application.clone().unwrap_or_else(|| "rbd".into()),
+                application: p
+                    .application
+                    .clone()
+                    .unwrap_or_else(|| d::POOL_APPLICATION.into()),
                 add_storage: p.add_storage,
             }
         })
@@ -318,7 +321,7 @@ fn ceph(
         .iter()
         .map(|f| CephFs {
             name: f.name.clone(),
-            pg_num: f.pg_num.map_or(128, |n| n as u32),
+            pg_num: f.pg_num.map_or(d::CEPHFS_PG_NUM, |n| n as u32),
             add_storage: f.add_storage,
         })
         .collect();
@@ -340,7 +343,7 @@ fn ceph(
         repository: c
             .repository
             .clone()
-            .unwrap_or_else(|| "no-subscription".into()),
+            .unwrap_or_else(|| d::CEPH_REPOSITORY.into()),
         public_cidr: cidr(&public),
         cluster_cidr: cidr(&cluster),
         public_network: public,
@@ -394,9 +397,9 @@ fn ha(spec: &Spec, parsed: &Parsed, pve_major: u32) -> Ha {
                     .cloned()
                     .unwrap_or_else(|| r.sid.clone()),
                 group: r.group.clone(),
-                max_restart: r.max_restart.map_or(1, |x| x as u32),
-                max_relocate: r.max_relocate.map_or(1, |x| x as u32),
-                state: r.state.clone().unwrap_or_else(|| "started".into()),
+                max_restart: r.max_restart.map_or(d::HA_MAX_RESTART, |x| x as u32),
+                max_relocate: r.max_relocate.map_or(d::HA_MAX_RELOCATE, |x| x as u32),
+                state: r.state.clone().unwrap_or_else(|| d::HA_STATE.into()),
                 comment: r.comment.clone(),
             })
             .collect(),
@@ -411,9 +414,9 @@ fn firstboot(spec: &Spec) -> Firstboot {
             .unwrap_or(default)
     };
     Firstboot {
-        peer_timeout_secs: secs(&f.peer_timeout, 1800),
-        join_timeout_secs: secs(&f.join_timeout, 600),
-        health_timeout_secs: secs(&f.health_timeout, 1800),
+        peer_timeout_secs: secs(&f.peer_timeout, d::PEER_TIMEOUT),
+        join_timeout_secs: secs(&f.join_timeout, d::JOIN_TIMEOUT),
+        health_timeout_secs: secs(&f.health_timeout, d::HEALTH_TIMEOUT),
         backoff_secs: secs(&f.backoff, d::DEFAULT_BACKOFF),
         max_backoff_secs: secs(&f.max_backoff, d::DEFAULT_MAX_BACKOFF),
         ceph_install: f
@@ -446,7 +449,7 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
             .unwrap_or_else(|| d::default_suite(pve_major).into()),
         extra_packages: im.extra_packages.clone(),
         kernel_cmdline: im.kernel_cmdline.clone(),
-        boot_timeout_secs: im.boot_timeout.map_or(3, |t| t as u32),
+        boot_timeout_secs: im.boot_timeout.map_or(d::BOOT_TIMEOUT, |t| t as u32),
     }
 }
 

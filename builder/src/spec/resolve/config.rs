@@ -1,6 +1,7 @@
 //! Cluster-wide configuration in the Plan: `datacenter.cfg` options, notification targets
 //! and matchers, authentication realms.
 
+use crate::spec::defaults;
 use crate::spec::raw::*;
 use crate::spec::secrets::{realm_secret_id, smtp_secret_id};
 use crate::spec::validate::Parsed;
@@ -25,7 +26,12 @@ pub(super) fn datacenter(
         .as_ref()
         .and_then(|m| networks.iter().find(|n| &n.name == m));
     if d.migration_type.is_some() || mig_net.is_some() {
-        let mut s = format!("type={}", d.migration_type.as_deref().unwrap_or("secure"));
+        let mut s = format!(
+            "type={}",
+            d.migration_type
+                .as_deref()
+                .unwrap_or(defaults::MIGRATION_TYPE)
+        );
         if let Some(n) = mig_net {
             s.push_str(&format!(",network={}", n.cidr));
         }
@@ -73,12 +79,10 @@ pub(super) fn notifications(spec: &Spec) -> Notifications {
         .smtp
         .iter()
         .map(|s| {
-            let mode = s.mode.clone().unwrap_or_else(|| "tls".into());
-            let port = s.port.map(|p| p as u16).unwrap_or(match mode.as_str() {
-                "insecure" => 25,
-                "starttls" => 587,
-                _ => 465,
-            });
+            let mode = s.mode.clone().unwrap_or_else(|| defaults::SMTP_MODE.into());
+            let port = s
+                .port
+                .map_or_else(|| defaults::smtp_port(&mode), |p| p as u16);
             SmtpTarget {
                 name: s.name.clone(),
                 server: s.server.clone(),
@@ -116,7 +120,10 @@ pub(super) fn notifications(spec: &Spec) -> Notifications {
         .map(|m| Matcher {
             name: m.name.clone(),
             targets: m.targets.clone(),
-            mode: m.mode.clone().unwrap_or_else(|| "all".into()),
+            mode: m
+                .mode
+                .clone()
+                .unwrap_or_else(|| defaults::MATCHER_MODE.into()),
             match_severity: m.match_severity.clone(),
             match_field: m.match_field.clone(),
             invert_match: m.invert_match,

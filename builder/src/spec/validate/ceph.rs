@@ -110,8 +110,8 @@ impl Checker {
             .iter()
             .filter(|n| !n.osd_disks.is_empty())
             .count() as i64;
-        let size = c.size.unwrap_or(3);
-        let min_size = c.min_size.unwrap_or(2.min(size));
+        let size = c.size.unwrap_or(CEPH_SIZE);
+        let min_size = c.min_size.unwrap_or(CEPH_MIN_SIZE.min(size));
         self.check_replicas("ceph", size, min_size, osd_hosts, c.size.is_some());
 
         let node_names: BTreeSet<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -211,7 +211,7 @@ impl Checker {
             if let Some(Autoscale::Text(t)) = &p.autoscale {
                 self.one_of(&format!("{k}.autoscale"), t, &["on", "off", "warn"]);
             }
-            let app = p.application.as_deref().unwrap_or("rbd");
+            let app = p.application.as_deref().unwrap_or(POOL_APPLICATION);
             self.one_of(&format!("{k}.application"), app, &["rbd", "cephfs", "rgw"]);
             if p.add_storage {
                 if app != "rbd" {

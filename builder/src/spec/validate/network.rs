@@ -1,6 +1,7 @@
 //! Checks of `[networks.*]`: addresses, devices, bonds, bridges, corosync links.
 
 use super::{Checker, NetInfo};
+use crate::spec::defaults::MTU;
 use crate::spec::raw::*;
 use crate::spec::values::*;
 use std::collections::BTreeMap;
@@ -140,7 +141,7 @@ impl Checker {
                     );
                 }
             }
-            let mtu = n.mtu.unwrap_or(1500);
+            let mtu = n.mtu.unwrap_or(MTU);
             if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
                 self.err(
                     format!("{k}.mtu"),

@@ -1,6 +1,7 @@
 //! Checks of `[notifications]`: SMTP targets, matchers, the report target.
 
 use super::{join_keys, Checker};
+use crate::spec::defaults::SMTP_MODE;
 use crate::spec::raw::*;
 use crate::spec::values::*;
 use std::collections::BTreeSet;
@@ -33,7 +34,7 @@ impl Checker {
                     format!("{:?} is neither a host name nor an IP address", s.server),
                 );
             }
-            let mode = s.mode.as_deref().unwrap_or("tls");
+            let mode = s.mode.as_deref().unwrap_or(SMTP_MODE);
             let mode_ok = self.one_of(&format!("{k}.mode"), mode, SMTP_MODES);
             if let Some(p) = s.port {
                 if !(1..=65535).contains(&p) {
