@@ -5,9 +5,9 @@
 
 mod render_support;
 
-use hcikit::files::{NodeFile, Placement};
+use hcikit::render::files::{NodeFile, Placement};
 use hcikit::render::{render_all, RenderOptions};
-use hcikit::secrets::SecretValues;
+use hcikit::spec::secrets::SecretValues;
 use hcikit_firstboot::plan::Plan;
 use render_support::*;
 use std::collections::BTreeMap;

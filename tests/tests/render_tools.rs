@@ -8,11 +8,10 @@
 
 mod render_support;
 
-use hcikit_tests::require_tool;
-
-use hcikit::files::NodeFile;
+use hcikit::render::files::NodeFile;
 use hcikit::render::{render_all, RenderOptions};
 use hcikit_firstboot::plan::Plan;
+use hcikit_tests::require_tool;
 use render_support::*;
 use serde_json::Value;
 use std::path::Path;

@@ -66,7 +66,7 @@ fn ok_cases_resolve_to_their_plan() {
             Err(d) => failures.push(format!(
                 "{} failed:\n{}",
                 toml.display(),
-                hcikit::load::format_errors(&d)
+                hcikit::spec::format_errors(&d)
             )),
             Ok(l) => {
                 let json = plan_json(&l);
@@ -107,7 +107,7 @@ fn examples_validate_and_match_their_plan() {
             Err(d) => failures.push(format!(
                 "{} failed:\n{}",
                 toml.display(),
-                hcikit::load::format_errors(&d)
+                hcikit::spec::format_errors(&d)
             )),
             Ok(l) => failures.extend(check(
                 &golden_dir().join(format!("ok/example-{name}.json")),
@@ -129,7 +129,7 @@ fn fail_cases_report_their_exact_errors() {
         match load_case(&toml) {
             Ok(_) => failures.push(format!("{} loaded but must fail", toml.display())),
             Err(d) => {
-                let text = hcikit::load::format_errors(&d) + "\n";
+                let text = hcikit::spec::format_errors(&d) + "\n";
                 assert!(
                     text.trim().len() > 1,
                     "{} failed without an error line",

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use hcikit::files::NodeFile;
-use hcikit::secrets::SecretValues;
+use hcikit::render::files::NodeFile;
+use hcikit::spec::secrets::SecretValues;
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,23 +1,33 @@
-//! Resolution: a validated [`Spec`] → the explicit [`Plan`], every default decided here.
+//! Resolution: a validated [`Spec`] → the explicit [`Plan`], every default applied here
+//! (the named defaults live in [`crate::spec::defaults`]).
 //!
-//! Runs only after [`crate::validate`] found no errors, so values are known to parse; the
-//! few fallbacks below exist to keep this function total, not to accept bad input.
+//! Runs only after [`crate::spec::validate`] found no errors, and takes the values it parsed
+//! (addresses, speeds, MACs, bandwidth limits, HA members and sids) from [`Parsed`] instead
+//! of parsing those strings again. Image sizes and first-boot durations are still read
+//! here with the same parsers as validation. The few fallbacks below keep this function
+//! total; they are not reached for a spec that validated.
 //! The output is deterministic: spec order for lists, `BTreeMap` for maps.
 
-use crate::load::Diagnostic;
-use crate::spec::*;
-use crate::validate::{self as v, BwLimit};
+use crate::spec::defaults as d;
+use crate::spec::raw::*;
+use crate::spec::secrets::ROOT_PASSWORD_ID;
+use crate::spec::validate::Parsed;
+use crate::spec::values as v;
+use crate::spec::Diagnostic;
 use hcikit_firstboot::plan::*;
-use std::collections::BTreeMap;
 
-/// Builds the Plan. `warnings` are the validation warnings, carried as text.
-pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
-    let pve_major = spec.cluster.pve_version.unwrap_or(v::DEFAULT_PVE_MAJOR);
-    let networks = networks(spec);
+mod config;
+use config::{datacenter, notifications, realms};
+
+/// Builds the Plan from a spec that passed validation and the values validation parsed.
+/// `warnings` are the validation warnings, carried as text.
+pub fn resolve(spec: &Spec, parsed: &Parsed, warnings: &[Diagnostic]) -> Plan {
+    let pve_major = spec.cluster.pve_version.unwrap_or(d::DEFAULT_PVE_MAJOR);
+    let networks = networks(spec, parsed);
     let ceph_spec = spec.ceph.as_ref();
     let all_nodes: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
     let roles = ceph_spec.map(|c| CephRoles::of(c, &all_nodes));
-    let nodes = nodes(spec, &networks, roles.as_ref());
+    let nodes = nodes(spec, parsed, &networks, roles.as_ref());
     let founder = nodes.first().map(|n| n.name.clone()).unwrap_or_default();
 
     let cluster = Cluster {
@@ -27,12 +37,12 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
             .cluster
             .timezone
             .clone()
-            .unwrap_or_else(|| "UTC".into()),
+            .unwrap_or_else(|| d::TIMEZONE.into()),
         keyboard: spec
             .cluster
             .keyboard
             .clone()
-            .unwrap_or_else(|| "en-us".into()),
+            .unwrap_or_else(|| d::KEYBOARD.into()),
         pve_major: pve_major as u8,
         ntp_servers: spec.cluster.ntp_servers.clone(),
         admin_ssh_keys: spec
@@ -43,7 +53,7 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
             .collect(),
         root_password: (spec.cluster.root_password_hash.is_some()
             || spec.cluster.root_password_file.is_some())
-        .then(|| SecretRef::new(v::ROOT_PASSWORD_ID)),
+        .then(|| SecretRef::new(ROOT_PASSWORD_ID)),
         founder: founder.clone(),
         join_order: nodes.iter().skip(1).map(|n| n.name.clone()).collect(),
     };
@@ -65,8 +75,8 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
     let ceph = ceph_spec
         .zip(roles)
         .map(|(c, r)| ceph(c, r, pve_major, &networks, &nodes));
-    let datacenter = datacenter(spec, &networks, &cluster.keyboard);
-    let ha = ha(spec, pve_major);
+    let datacenter = datacenter(spec, parsed, &networks, &cluster.keyboard);
+    let ha = ha(spec, parsed, pve_major);
     let notifications = notifications(spec);
     let realms = realms(spec);
     let firstboot = firstboot(spec);
@@ -91,12 +101,12 @@ pub fn resolve(spec: &Spec, warnings: &[Diagnostic]) -> Plan {
     plan
 }
 
-fn networks(spec: &Spec) -> Vec<Network> {
+fn networks(spec: &Spec, parsed: &Parsed) -> Vec<Network> {
     let mut bond_index = 0;
     spec.networks
         .iter()
         .map(|(name, n)| {
-            let net = v::parse_network(&n.cidr).ok();
+            let net = parsed.nets.get(name);
             let device = match (&n.interface, &n.bond) {
                 (_, Some(b)) => {
                     let name = b
@@ -139,8 +149,8 @@ fn networks(spec: &Spec) -> Vec<Network> {
                 prefix_len: net.map(|n| n.prefix_len()).unwrap_or_default(),
                 gateway: n.gateway.clone(),
                 dns: n.dns.clone(),
-                mtu: n.mtu.unwrap_or(1500),
-                speed_mbps: n.speed.as_ref().and_then(|s| v::parse_speed(s).ok()),
+                mtu: n.mtu.unwrap_or(d::MTU),
+                speed_mbps: parsed.speeds.get(name).copied(),
                 corosync_link: n.corosync_link.map(|l| l as u8),
                 device,
                 bridge: n.bridge.clone(),
@@ -173,7 +183,12 @@ impl CephRoles {
     }
 }
 
-fn nodes(spec: &Spec, networks: &[Network], roles: Option<&CephRoles>) -> Vec<Node> {
+fn nodes(
+    spec: &Spec,
+    parsed: &Parsed,
+    networks: &[Network],
+    roles: Option<&CephRoles>,
+) -> Vec<Node> {
     let has = |list: Option<&Vec<String>>, n: &str| list.is_some_and(|l| l.iter().any(|x| x == n));
     spec.nodes
         .iter()
@@ -217,7 +232,7 @@ fn nodes(spec: &Spec, networks: &[Network], roles: Option<&CephRoles>) -> Vec<No
                 name: n.name.clone(),
                 fqdn: format!("{}.{}", n.name, spec.cluster.domain),
                 nodeid: i as u32 + 1,
-                mac: n.mac.as_deref().and_then(|m| v::check_mac(m).ok()),
+                mac: parsed.macs.get(&i).cloned(),
                 install_disk: n.install_disk.clone(),
                 addresses,
                 primary_ip,
@@ -252,8 +267,8 @@ fn ceph(
     let release = c
         .release
         .clone()
-        .unwrap_or_else(|| v::default_ceph_release(pve_major).into());
-    let version = v::CEPH_RELEASES
+        .unwrap_or_else(|| d::default_ceph_release(pve_major).into());
+    let version = d::CEPH_RELEASES
         .iter()
         .find(|(n, _, _)| *n == release)
         .map(|(_, ver, _)| ver.to_string())
@@ -271,8 +286,8 @@ fn ceph(
             .map(|n| n.cidr.clone())
             .unwrap_or_default()
     };
-    let size = c.size.unwrap_or(3) as u8;
-    let min_size = c.min_size.unwrap_or(2.min(size as i64)) as u8;
+    let size = c.size.unwrap_or(d::CEPH_SIZE) as u8;
+    let min_size = c.min_size.unwrap_or(d::CEPH_MIN_SIZE.min(size as i64)) as u8;
     let pools = c
         .pools
         .iter()
@@ -292,7 +307,10 @@ fn ceph(
                 min_size: p.min_size.map_or(min_size.min(psize), |s| s as u8),
                 pg_num: p.pg_num.map(|n| n as u32),
                 pg_autoscale_mode: autoscale,
-                application: p.application.clone().unwrap_or_else(|| "rbd".into()),
+                application: p
+                    .application
+                    .clone()
+                    .unwrap_or_else(|| d::POOL_APPLICATION.into()),
                 add_storage: p.add_storage,
             }
         })
@@ -303,7 +321,7 @@ fn ceph(
         .iter()
         .map(|f| CephFs {
             name: f.name.clone(),
-            pg_num: f.pg_num.map_or(128, |n| n as u32),
+            pg_num: f.pg_num.map_or(d::CEPHFS_PG_NUM, |n| n as u32),
             add_storage: f.add_storage,
         })
         .collect();
@@ -325,7 +343,7 @@ fn ceph(
         repository: c
             .repository
             .clone()
-            .unwrap_or_else(|| "no-subscription".into()),
+            .unwrap_or_else(|| d::CEPH_REPOSITORY.into()),
         public_cidr: cidr(&public),
         cluster_cidr: cidr(&cluster),
         public_network: public,
@@ -342,74 +360,25 @@ fn ceph(
     }
 }
 
-fn datacenter(spec: &Spec, networks: &[Network], keyboard: &str) -> Datacenter {
-    let d = &spec.datacenter;
-    let mut o = BTreeMap::new();
-    o.insert(
-        "keyboard".to_string(),
-        d.keyboard.clone().unwrap_or_else(|| keyboard.to_string()),
-    );
-    let mig_net = d
-        .migration_network
-        .as_ref()
-        .and_then(|m| networks.iter().find(|n| &n.name == m));
-    if d.migration_type.is_some() || mig_net.is_some() {
-        let mut s = format!("type={}", d.migration_type.as_deref().unwrap_or("secure"));
-        if let Some(n) = mig_net {
-            s.push_str(&format!(",network={}", n.cidr));
-        }
-        o.insert("migration".into(), s);
-    }
-    if let Some(p) = &d.ha_shutdown_policy {
-        o.insert("ha".into(), format!("shutdown_policy={p}"));
-    }
-    let speed = mig_net.and_then(|n| n.speed_mbps);
-    let limits: Vec<String> = d
-        .bwlimit
-        .iter()
-        .filter_map(|(k, bw)| {
-            let kib = match v::parse_bandwidth(bw).ok()? {
-                BwLimit::KibPerSec(k) => k,
-                BwLimit::Percent(h) => v::percent_to_kib(speed?, h),
-            };
-            Some(format!("{k}={kib}"))
-        })
-        .collect();
-    if !limits.is_empty() {
-        o.insert("bwlimit".into(), limits.join(","));
-    }
-    if let Some(e) = &d.email_from {
-        o.insert("email_from".into(), e.clone());
-    }
-    if let Some(crs) = &d.crs {
-        let mut parts = Vec::new();
-        if let Some(h) = &crs.ha {
-            parts.push(format!("ha={h}"));
-        }
-        if let Some(r) = crs.ha_rebalance_on_start {
-            parts.push(format!("ha-rebalance-on-start={}", u8::from(r)));
-        }
-        if !parts.is_empty() {
-            o.insert("crs".into(), parts.join(","));
-        }
-    }
-    Datacenter { options: o }
-}
-
-fn ha(spec: &Spec, pve_major: u32) -> Ha {
+fn ha(spec: &Spec, parsed: &Parsed, pve_major: u32) -> Ha {
     Ha {
         mode: if pve_major >= 9 { "rules" } else { "groups" }.into(),
         groups: spec
             .ha
             .groups
             .iter()
-            .map(|g| HaGroup {
+            .enumerate()
+            .map(|(i, g)| HaGroup {
                 name: g.name.clone(),
-                nodes: g
-                    .nodes
-                    .iter()
-                    .filter_map(|m| v::parse_group_member(m).ok())
-                    .map(|(node, priority)| HaGroupNode { node, priority })
+                nodes: parsed
+                    .group_members
+                    .get(&i)
+                    .into_iter()
+                    .flatten()
+                    .map(|(node, priority)| HaGroupNode {
+                        node: node.clone(),
+                        priority: *priority,
+                    })
                     .collect(),
                 restricted: g.restricted,
                 nofailback: g.nofailback,
@@ -420,124 +389,21 @@ fn ha(spec: &Spec, pve_major: u32) -> Ha {
             .ha
             .resources
             .iter()
-            .map(|r| HaResource {
-                sid: v::normalize_sid(&r.sid).unwrap_or_else(|_| r.sid.clone()),
+            .enumerate()
+            .map(|(i, r)| HaResource {
+                sid: parsed
+                    .sids
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| r.sid.clone()),
                 group: r.group.clone(),
-                max_restart: r.max_restart.map_or(1, |x| x as u32),
-                max_relocate: r.max_relocate.map_or(1, |x| x as u32),
-                state: r.state.clone().unwrap_or_else(|| "started".into()),
+                max_restart: r.max_restart.map_or(d::HA_MAX_RESTART, |x| x as u32),
+                max_relocate: r.max_relocate.map_or(d::HA_MAX_RELOCATE, |x| x as u32),
+                state: r.state.clone().unwrap_or_else(|| d::HA_STATE.into()),
                 comment: r.comment.clone(),
             })
             .collect(),
     }
-}
-
-fn notifications(spec: &Spec) -> Notifications {
-    let n = &spec.notifications;
-    let smtp: Vec<SmtpTarget> = n
-        .smtp
-        .iter()
-        .map(|s| {
-            let mode = s.mode.clone().unwrap_or_else(|| "tls".into());
-            let port = s.port.map(|p| p as u16).unwrap_or(match mode.as_str() {
-                "insecure" => 25,
-                "starttls" => 587,
-                _ => 465,
-            });
-            SmtpTarget {
-                name: s.name.clone(),
-                server: s.server.clone(),
-                port,
-                mode,
-                username: s.username.clone(),
-                password: s
-                    .password_file
-                    .as_ref()
-                    .map(|_| SecretRef::new(v::smtp_secret_id(&s.name))),
-                from_address: s.from_address.clone().unwrap_or_default(),
-                mailto: s.mailto.clone(),
-                mailto_user: s.mailto_user.clone(),
-                author: s.author.clone(),
-                comment: s.comment.clone(),
-            }
-        })
-        .collect();
-    let mut default_targets: Vec<String> = Vec::new();
-    let wanted = n.default_matcher_targets.iter().cloned().chain(
-        n.smtp
-            .iter()
-            .filter(|s| s.add_to_default_matcher)
-            .map(|s| s.name.clone()),
-    );
-    for t in wanted {
-        // mail-to-root is always on the default matcher; listing it again changes nothing.
-        if t != v::BUILTIN_TARGET && !default_targets.contains(&t) {
-            default_targets.push(t);
-        }
-    }
-    let matchers = n
-        .matchers
-        .iter()
-        .map(|m| Matcher {
-            name: m.name.clone(),
-            targets: m.targets.clone(),
-            mode: m.mode.clone().unwrap_or_else(|| "all".into()),
-            match_severity: m.match_severity.clone(),
-            match_field: m.match_field.clone(),
-            invert_match: m.invert_match,
-            comment: m.comment.clone(),
-        })
-        .collect();
-    Notifications {
-        report_target: n
-            .report_target
-            .clone()
-            .or_else(|| smtp.first().map(|s| s.name.clone())),
-        send_test: n.send_test.unwrap_or(!smtp.is_empty()),
-        smtp,
-        matchers,
-        default_matcher_targets: default_targets,
-    }
-}
-
-fn realms(spec: &Spec) -> Vec<Realm> {
-    spec.realms
-        .iter()
-        .map(|r| {
-            let mut o = BTreeMap::new();
-            let mut put = |k: &str, val: &Option<String>| {
-                if let Some(x) = val {
-                    o.insert(k.to_string(), x.clone());
-                }
-            };
-            // Option names as domains.cfg spells them (LDAP/AD with '_', OpenID with '-').
-            put("server1", &r.server1);
-            put("server2", &r.server2);
-            put("mode", &r.mode);
-            put("base_dn", &r.base_dn);
-            put("domain", &r.domain);
-            put("user_attr", &r.user_attr);
-            put("bind_dn", &r.bind_dn);
-            put("issuer-url", &r.issuer_url);
-            put("client-id", &r.client_id);
-            put("username-claim", &r.username_claim);
-            if let Some(p) = r.port {
-                o.insert("port".into(), p.to_string());
-            }
-            if r.autocreate {
-                o.insert("autocreate".into(), "1".into());
-            }
-            Realm {
-                name: r.name.clone(),
-                kind: r.kind.clone(),
-                options: o,
-                secret: (r.bind_password_file.is_some() || r.client_key_file.is_some())
-                    .then(|| SecretRef::new(v::realm_secret_id(&r.name))),
-                default: r.default,
-                comment: r.comment.clone(),
-            }
-        })
-        .collect()
 }
 
 fn firstboot(spec: &Spec) -> Firstboot {
@@ -548,11 +414,11 @@ fn firstboot(spec: &Spec) -> Firstboot {
             .unwrap_or(default)
     };
     Firstboot {
-        peer_timeout_secs: secs(&f.peer_timeout, 1800),
-        join_timeout_secs: secs(&f.join_timeout, 600),
-        health_timeout_secs: secs(&f.health_timeout, 1800),
-        backoff_secs: secs(&f.backoff, v::DEFAULT_BACKOFF),
-        max_backoff_secs: secs(&f.max_backoff, v::DEFAULT_MAX_BACKOFF),
+        peer_timeout_secs: secs(&f.peer_timeout, d::PEER_TIMEOUT),
+        join_timeout_secs: secs(&f.join_timeout, d::JOIN_TIMEOUT),
+        health_timeout_secs: secs(&f.health_timeout, d::HEALTH_TIMEOUT),
+        backoff_secs: secs(&f.backoff, d::DEFAULT_BACKOFF),
+        max_backoff_secs: secs(&f.max_backoff, d::DEFAULT_MAX_BACKOFF),
         ceph_install: f
             .ceph_install
             .clone()
@@ -573,17 +439,17 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
         _ => ("file".to_string(), Some(base)),
     };
     Image {
-        disk_size: size(&im.disk_size, v::DEFAULT_DISK_SIZE),
-        esp_size: size(&im.esp_size, v::DEFAULT_ESP_SIZE),
+        disk_size: size(&im.disk_size, d::DEFAULT_DISK_SIZE),
+        esp_size: size(&im.esp_size, d::DEFAULT_ESP_SIZE),
         base,
         base_file,
         suite: im
             .suite
             .clone()
-            .unwrap_or_else(|| v::default_suite(pve_major).into()),
+            .unwrap_or_else(|| d::default_suite(pve_major).into()),
         extra_packages: im.extra_packages.clone(),
         kernel_cmdline: im.kernel_cmdline.clone(),
-        boot_timeout_secs: im.boot_timeout.map_or(3, |t| t as u32),
+        boot_timeout_secs: im.boot_timeout.map_or(d::BOOT_TIMEOUT, |t| t as u32),
     }
 }
 

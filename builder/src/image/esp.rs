@@ -6,7 +6,7 @@
 //! base's kernel and initrd, and `hcikit/` as laid down in `hcikit_firstboot::layout`.
 //! Timestamps are `SOURCE_DATE_EPOCH`; the volume id is derived from the node's name.
 
-use crate::files::{NodeFile, Placement};
+use crate::render::files::{NodeFile, Placement};
 use anyhow::{Context, Result};
 use hcikit_firstboot::layout;
 use hcikit_firstboot::plan::{Plan, DESIRED_DIR};
@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 
 /// systemd-boot in the base.
+mod fat_fixup;
+
 pub const SYSTEMD_BOOT: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 pub const LOADER_ENTRY: &str = "loader/entries/hcikit.conf";
 pub const KERNEL: &str = "vmlinuz";
@@ -240,93 +242,7 @@ pub fn write_fat_into(
         write_files(&fs, files)?;
         fs.unmount().context("closing the ESP")?;
     }
-    fix_fat32_dirs(buf).context("finishing the ESP directories")
-}
-
-/// Repairs what fatfs 0.3 gets wrong when it creates directories on FAT32, so that
-/// `fsck.fat -n` finds nothing: it writes long-name entries in front of `.` and `..`
-/// (they must be the first two plain entries) and points `..` of a top-level folder at
-/// the root's cluster (it must be 0). Also fills in the FSInfo free-cluster count.
-fn fix_fat32_dirs(buf: &mut [u8]) -> Result<()> {
-    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let bps = u16_at(buf, 11);
-    let cluster = bps * buf[13] as usize;
-    let reserved = u16_at(buf, 14);
-    let fats = buf[16] as usize;
-    let fat_sectors = u32_at(buf, 36) as usize;
-    let root = u32_at(buf, 44);
-    let fsinfo = u16_at(buf, 48);
-    let total_sectors = u32_at(buf, 32) as usize;
-    let fat_start = reserved * bps;
-    let data_start = (reserved + fats * fat_sectors) * bps;
-    let clusters = (total_sectors * bps - data_start) / cluster;
-    let fat = |b: &[u8], c: u32| u32_at(b, fat_start + 4 * c as usize) & 0x0FFF_FFFF;
-    let chain = |b: &[u8], mut c: u32| {
-        let mut v = Vec::new();
-        while (2..0x0FFF_FFF8).contains(&c) && v.len() <= clusters {
-            v.push(c);
-            c = fat(b, c);
-        }
-        v
-    };
-    let offset = |c: u32| data_start + (c as usize - 2) * cluster;
-    // (dir cluster, its parent's cluster with the root as 0)
-    let mut todo: Vec<(u32, u32)> = Vec::new();
-    let mut queue = vec![(root, None::<u32>)];
-    while let Some((dir, parent)) = queue.pop() {
-        let ch = chain(buf, dir);
-        let mut slots: Vec<[u8; 32]> = Vec::new();
-        for &c in &ch {
-            for s in buf[offset(c)..offset(c) + cluster].chunks(32) {
-                slots.push(s.try_into().expect("32-byte slot"));
-            }
-        }
-        let end = slots.iter().position(|s| s[0] == 0).unwrap_or(slots.len());
-        let mut kept: Vec<[u8; 32]> = Vec::new();
-        for (i, s) in slots[..end].iter().enumerate() {
-            let is_lfn = s[11] == 0x0F;
-            let is_dot = |s: &[u8; 32]| {
-                s[11] != 0x0F && (&s[..11] == b".          " || &s[..11] == b"..         ")
-            };
-            if is_lfn && parent.is_some() {
-                // Drop long-name entries that belong to `.` or `..`.
-                let owner = slots[i..end].iter().find(|x| x[11] != 0x0F);
-                if owner.is_some_and(is_dot) {
-                    continue;
-                }
-            }
-            let mut s = *s;
-            if &s[..11] == b"..         " {
-                let p = parent.unwrap_or(0);
-                s[20..22].copy_from_slice(&((p >> 16) as u16).to_le_bytes());
-                s[26..28].copy_from_slice(&(p as u16).to_le_bytes());
-            }
-            if s[0] != 0xE5 && s[11] & 0x10 != 0 && s[11] != 0x0F && !is_dot(&s) {
-                let child = (u32::from(u16::from_le_bytes([s[20], s[21]])) << 16)
-                    | u32::from(u16::from_le_bytes([s[26], s[27]]));
-                todo.push((child, if parent.is_none() { 0 } else { dir }));
-            }
-            kept.push(s);
-        }
-        kept.resize(slots.len(), [0; 32]);
-        for (k, &c) in ch.iter().enumerate() {
-            let per = cluster / 32;
-            for (j, s) in kept[k * per..(k + 1) * per].iter().enumerate() {
-                let o = offset(c) + j * 32;
-                buf[o..o + 32].copy_from_slice(s);
-            }
-        }
-        queue.extend(todo.drain(..).map(|(c, p)| (c, Some(p))));
-    }
-    let free = (2..clusters as u32 + 2)
-        .filter(|&c| fat(buf, c) == 0)
-        .count() as u32;
-    let fi = fsinfo * bps;
-    if fsinfo != 0 && &buf[fi..fi + 4] == b"RRaA" {
-        buf[fi + 488..fi + 492].copy_from_slice(&free.to_le_bytes());
-    }
-    Ok(())
+    fat_fixup::fix_fat32_dirs(buf).context("finishing the ESP directories")
 }
 
 fn write_files<T: fatfs::ReadWriteSeek>(

@@ -7,7 +7,7 @@
 //! images. Private parts become [`NodeFile`]s with `secret: true`.
 
 use crate::error::InputError;
-use crate::files::{NodeFile, Placement};
+use crate::render::files::{NodeFile, Placement};
 use anyhow::{Context, Result};
 use hcikit_firstboot::plan::{Node, Plan};
 use sha2::{Digest, Sha256};

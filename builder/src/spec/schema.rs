@@ -1,12 +1,12 @@
 //! JSON Schema of `cluster.toml`, for editors (taplo, VS Code's Even Better TOML) and
 //! for checking a spec before `hcikit validate` sees it.
 //!
-//! The structs of [`crate::spec`] derive `JsonSchema`; the types that deserialize by hand
+//! The structs of [`crate::spec::raw`] derive `JsonSchema`; the types that deserialize by hand
 //! (a number or a string, a string or a table, ...) get their schema here, written to
 //! accept exactly what their `Deserialize` accepts. Value checks (ranges, formats, known
-//! names) stay in [`crate::validate`]: the schema describes shape, not meaning.
+//! names) stay in [`crate::spec::validate`]: the schema describes shape, not meaning.
 
-use crate::spec::{Autoscale, Bandwidth, Duration, OneOrMany, OrderedMap, Spec, Speed, StrOr};
+use crate::spec::raw::{Autoscale, Bandwidth, Duration, OneOrMany, OrderedMap, Spec, Speed, StrOr};
 use schemars::transform::RecursiveTransform;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::Value;

@@ -1,13 +1,26 @@
-//! The public entry point: a `cluster.toml` in, a resolved [`Plan`] plus secret values out.
+//! Stage 1, the spec: a `cluster.toml` in, a resolved [`Plan`] plus secret values out.
+//!
+//! In order: [`raw`] parses the TOML into types, [`validate`] checks them (all findings at
+//! once, parsing values with [`values`]), [`secrets`] reads the secret files the spec names,
+//! [`resolve`] applies the [`defaults`] and builds the Plan. [`schema`] is the JSON Schema of
+//! the raw types.
 //!
 //! `load_str` is pure except for reading the secret files the spec names (relative to
 //! `base_dir`); `load` adds reading the spec itself and turns diagnostics into an
 //! [`InputError`] (exit code 2) that lists every problem at once.
 
+pub mod defaults;
+pub mod raw;
+pub mod resolve;
+pub mod schema;
+pub mod secrets;
+pub mod validate;
+pub mod values;
+
 use crate::error::InputError;
-use crate::secrets::SecretValues;
-use crate::spec::Spec;
-use crate::{resolve, validate};
+use crate::spec::raw::Spec;
+use crate::spec::secrets::SecretValues;
+
 use hcikit_firstboot::plan::Plan;
 use serde::Serialize;
 use std::fmt;
@@ -105,19 +118,28 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 /// folder relative paths in the spec (such as `image.base`) are resolved against.
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
-    let mut diags = validate::validate(&spec);
-    let secrets = validate::read_secrets(&spec, base_dir, &mut diags);
+    let (mut diags, parsed) = validate::validate(&spec);
+    let secrets = secrets::read_secrets(&spec, base_dir, &mut diags);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
     let warnings = diags;
-    let plan = resolve::resolve(&spec, &warnings);
+    let plan = resolve::resolve(&spec, &parsed, &warnings);
     Ok(Loaded {
         plan,
         secrets,
         spec_path: base_dir.join("cluster.toml"),
         warnings,
     })
+}
+
+/// The plan's node names, `, `-separated, for messages that name a node that is not there.
+pub fn node_names(plan: &Plan) -> String {
+    plan.nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every error line of `diags`, in order, warnings left out.

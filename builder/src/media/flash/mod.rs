@@ -14,9 +14,10 @@ pub mod device;
 
 use crate::error::InputError;
 use crate::progress::Progress;
+use crate::units::{human_bytes, is_zstd, short_bytes};
 use anyhow::{Context, Result};
 use bmap::Bmap;
-use device::{human_bytes, parse_mountinfo, parse_swaps, short_bytes, DevNum, MountEntry, Sysfs};
+use device::{parse_mountinfo, parse_swaps, DevNum, MountEntry, Sysfs};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -30,7 +31,6 @@ const CHUNK: usize = 1 << 20;
 /// Without a bmap the image is copied and verified in pieces of this size, so a verify
 /// failure still names a region.
 const NO_BMAP_PIECE: u64 = 64 << 20;
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// What `hcikit flash` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -127,9 +127,10 @@ pub struct Target {
     file: File,
 }
 
-/// What the host looks like to the safety checks; [`Host::current`] reads the real one.
+/// The block-device environment the safety checks look at (sysfs, mounts, swaps, the
+/// root device); [`BlockEnv::current`] reads the running system's.
 #[derive(Debug, Clone)]
-pub struct Host {
+pub struct BlockEnv {
     pub sysfs: Sysfs,
     pub mounts: Vec<MountEntry>,
     pub swaps: Vec<String>,
@@ -137,14 +138,14 @@ pub struct Host {
     pub root_dev: Option<DevNum>,
 }
 
-impl Host {
-    pub fn current() -> Result<Host> {
+impl BlockEnv {
+    pub fn current() -> Result<BlockEnv> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .context("reading /proc/self/mountinfo")?;
         // No swap support in the kernel means no /proc/swaps and nothing swapped on.
         let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
         let root_dev = std::fs::metadata("/").ok().map(|m| devnum(m.dev()));
-        Ok(Host {
+        Ok(BlockEnv {
             sysfs: Sysfs::default(),
             mounts: parse_mountinfo(&mountinfo),
             swaps: parse_swaps(&swaps),
@@ -208,14 +209,14 @@ pub fn in_use_reason(
 }
 
 /// Opens and checks the target: a whole, unused disk, or a regular file with `allow_file`.
-pub fn open_target(path: &Path, allow_file: bool, host: &Host) -> Result<Target> {
+pub fn open_target(path: &Path, allow_file: bool, env: &BlockEnv) -> Result<Target> {
     let shown = path.display();
     let meta = std::fs::metadata(path)
         .map_err(|e| InputError::new(format!("cannot use {shown} as the target: {e}")))?;
     let ft = meta.file_type();
     if ft.is_block_device() {
         let dev = devnum(meta.rdev());
-        let sys = &host.sysfs;
+        let sys = &env.sysfs;
         let name = sys.name_of(dev).ok_or_else(|| {
             InputError::new(format!(
                 "{shown} is block device {}:{} but sysfs does not know it",
@@ -236,18 +237,17 @@ pub fn open_target(path: &Path, allow_file: bool, host: &Host) -> Result<Target>
             .filter_map(|n| sys.devnum(n))
             .chain([dev])
             .collect();
-        let mounts: Vec<(MountEntry, Option<DevNum>)> = host
+        let mounts: Vec<(MountEntry, Option<DevNum>)> = env
             .mounts
             .iter()
             .map(|m| (m.clone(), block_rdev(&m.source)))
             .collect();
-        let swaps: Vec<(String, Option<DevNum>)> = host
+        let swaps: Vec<(String, Option<DevNum>)> = env
             .swaps
             .iter()
             .map(|s| (s.clone(), block_rdev(s)))
             .collect();
-        if let Some(why) = in_use_reason(&shown.to_string(), &busy, &mounts, &swaps, host.root_dev)
-        {
+        if let Some(why) = in_use_reason(&shown.to_string(), &busy, &mounts, &swaps, env.root_dev) {
             return Err(InputError::new(why).into());
         }
         // O_EXCL on a block device: the kernel refuses if anything (a mount, a holder,
@@ -316,11 +316,11 @@ pub struct Prepared {
 
 /// Checks the image, its bmap and the target, and plans the copy.
 pub fn prepare(opts: &Options) -> Result<Prepared> {
-    prepare_on(opts, &Host::current()?)
+    prepare_on(opts, &BlockEnv::current()?)
 }
 
-/// [`prepare`] against a given view of the host.
-pub fn prepare_on(opts: &Options, host: &Host) -> Result<Prepared> {
+/// [`prepare`] against a given block-device environment.
+pub fn prepare_on(opts: &Options, env: &BlockEnv) -> Result<Prepared> {
     let image = &opts.image;
     let shown = image.display();
     let compression = sniff(image)?;
@@ -378,7 +378,7 @@ pub fn prepare_on(opts: &Options, host: &Host) -> Result<Prepared> {
         }
     }
 
-    let target = open_target(&opts.device, opts.allow_file, host)?;
+    let target = open_target(&opts.device, opts.allow_file, env)?;
     if same_file(image, &target.file) {
         return Err(InputError::new(format!(
             "{shown} and {} are the same file",
@@ -436,7 +436,7 @@ fn sniff(path: &Path) -> Result<Compression> {
     let n = f
         .read(&mut magic)
         .with_context(|| format!("reading {}", path.display()))?;
-    Ok(if n == 4 && magic == ZSTD_MAGIC {
+    Ok(if is_zstd(&magic[..n]) {
         Compression::Zstd
     } else {
         Compression::None

@@ -2,7 +2,7 @@
 //!
 //! Everything here is "as written": optional where the user may leave a default, strings
 //! where the value still has to be checked (addresses, sizes, percentages). Checking is
-//! [`crate::validate`]'s job and deciding defaults is [`crate::resolve`]'s; keeping the raw
+//! [`crate::spec::validate`]'s job and deciding defaults is [`crate::spec::resolve`]'s; keeping the raw
 //! shape separate lets every diagnostic name the key the user actually typed.
 //!
 //! Keys are kebab-case and unknown keys are rejected, so a typo never silently falls back
@@ -162,7 +162,7 @@ pub struct CephSpec {
     pub cephfs: OneOrMany<CephFsSpec>,
     /// Section → option → value (strings, numbers and booleans are all accepted).
     #[serde(default)]
-    #[schemars(with = "BTreeMap<String, BTreeMap<String, crate::schema::ConfigValue>>")]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, crate::spec::schema::ConfigValue>>")]
     pub config: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
 

@@ -1,7 +1,7 @@
 //! Golden tests of the base recipe: the exact mmdebstrap argv and sources.
 
 use super::*;
-use crate::base::sources::parse_deb822;
+use crate::image::base::sources::parse_deb822;
 
 /// A minimal valid Plan with the given `image.base`.
 pub(crate) fn plan(base: &str) -> Plan {

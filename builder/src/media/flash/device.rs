@@ -2,6 +2,7 @@
 //! whether anything on it is in use. The parsers are pure; [`Sysfs`] reads a sysfs tree
 //! under a root that tests can point at a fake one.
 
+use crate::units::human_bytes;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -188,30 +189,6 @@ impl Sysfs {
     }
 }
 
-/// `1.5 GiB (1610612736 bytes)`: the exact count matters when sizes are compared.
-pub fn human_bytes(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} bytes")
-    } else {
-        format!("{} ({n} bytes)", short_bytes(n))
-    }
-}
-
-/// `1.5 GiB`, for progress lines.
-pub fn short_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,12 +212,6 @@ garbage line
     fn swaps_lists_devices() {
         let text = "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb2 partition 1048572 0 -2\n";
         assert_eq!(parse_swaps(text), vec!["/dev/sdb2"]);
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(512), "512 bytes");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB (3221225472 bytes)");
     }
 
     /// A fake sysfs: sda with sda1 and sda2, sda2 held by dm-0.

@@ -2,7 +2,7 @@
 //! Lists secret files by name only; never prints a secret's contents.
 
 use crate::error::InputError;
-use crate::esp;
+use crate::image::esp;
 use anyhow::{Context, Result};
 use hcikit_firstboot::layout;
 use serde::Serialize;
@@ -96,7 +96,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
     } else {
         path.to_path_buf()
     };
-    let file_sha256 = crate::output::sha256_file(path)?;
+    let file_sha256 = crate::image::output::sha256_file(path)?;
     let sha256sums_match = sums_match(path, &file_sha256);
     let disk = gpt::GptConfig::new()
         .open(&raw)
