@@ -16,6 +16,7 @@ use crate::observe::{
 };
 use crate::plan::{Node, Plan};
 use crate::state::State;
+pub use crate::steps::{steps_for, Step};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How often a node re-checks a dependency on another node (ms).
@@ -44,177 +45,6 @@ pub const CEPH_BINARIES: [&str; 3] = [
     "/usr/bin/ceph-osd",
     "/usr/sbin/ceph-volume",
 ];
-
-/// One unit of progress of one node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Step {
-    Peers,
-    /// Founder: put the seeded corosync key where `pvecm create` keeps it.
-    CorosyncKey,
-    CreateCluster,
-    /// Joiners: make root's ssh use the bootstrap key and pinned host keys for the
-    /// founder, since `pvecm add --use_ssh` runs plain `ssh`/`ssh-copy-id`.
-    SshConfig,
-    JoinCluster,
-    CephPackages,
-    ClusterComplete,
-    CephInit,
-    Mon,
-    Mgr,
-    Osd(String),
-    Mds,
-    Pool(String),
-    CephFs(String),
-    Options,
-    HaGroup(String),
-    Smtp(String),
-    Matcher(String),
-    DefaultMatcher,
-    Realm(String),
-    TestMail(String),
-    Health,
-    ReadyMail,
-    RevokeBootstrap,
-    DropBootstrapKey,
-}
-
-impl Step {
-    /// Stable id, used in the state file and in `PlannedStep::id`-like displays.
-    pub fn id(&self) -> String {
-        match self {
-            Step::Peers => "peers".into(),
-            Step::CorosyncKey => "corosync-authkey".into(),
-            Step::CreateCluster => "cluster-create".into(),
-            Step::SshConfig => "ssh-bootstrap-config".into(),
-            Step::JoinCluster => "cluster-join".into(),
-            Step::CephPackages => "ceph-packages".into(),
-            Step::ClusterComplete => "cluster-complete".into(),
-            Step::CephInit => "ceph-init".into(),
-            Step::Mon => "ceph-mon".into(),
-            Step::Mgr => "ceph-mgr".into(),
-            Step::Osd(d) => format!("ceph-osd:{d}"),
-            Step::Mds => "ceph-mds".into(),
-            Step::Pool(p) => format!("ceph-pool:{p}"),
-            Step::CephFs(f) => format!("cephfs:{f}"),
-            Step::Options => "datacenter-options".into(),
-            Step::HaGroup(g) => format!("ha-group:{g}"),
-            Step::Smtp(t) => format!("notify-smtp:{t}"),
-            Step::Matcher(m) => format!("notify-matcher:{m}"),
-            Step::DefaultMatcher => "notify-default-matcher".into(),
-            Step::Realm(r) => format!("realm:{r}"),
-            Step::TestMail(t) => format!("test-mail:{t}"),
-            Step::Health => "ceph-health".into(),
-            Step::ReadyMail => "ready-mail".into(),
-            Step::RevokeBootstrap => "revoke-bootstrap-key".into(),
-            Step::DropBootstrapKey => "drop-bootstrap-key".into(),
-        }
-    }
-
-    /// Floating steps (cluster-wide configuration) may run while an earlier step is
-    /// blocked. Package installation is not floating: on a joiner it would delay the
-    /// join it is waiting for by the length of the install.
-    pub fn floating(&self) -> bool {
-        matches!(
-            self,
-            Step::Options
-                | Step::HaGroup(_)
-                | Step::Smtp(_)
-                | Step::Matcher(_)
-                | Step::DefaultMatcher
-                | Step::Realm(_)
-                | Step::TestMail(_)
-        )
-    }
-}
-
-/// The ordered steps of node `me`. Cluster-wide steps belong to the founder only.
-pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
-    let founder = me.name == plan.cluster.founder;
-    let mut s = vec![Step::Peers];
-    if founder {
-        s.push(Step::CorosyncKey);
-        s.push(Step::CreateCluster);
-    } else {
-        s.push(Step::SshConfig);
-        s.push(Step::JoinCluster);
-    }
-    if plan.ceph.is_some() {
-        s.push(Step::CephPackages);
-    }
-    s.push(Step::ClusterComplete);
-    if let Some(ceph) = &plan.ceph {
-        if founder {
-            s.push(Step::CephInit);
-        }
-        if ceph.mons.contains(&me.name) {
-            s.push(Step::Mon);
-        }
-        if ceph.mgrs.contains(&me.name) {
-            s.push(Step::Mgr);
-        }
-        s.extend(me.osds.iter().map(|o| Step::Osd(o.device.clone())));
-        if ceph.mds.contains(&me.name) {
-            s.push(Step::Mds);
-        }
-        if founder {
-            s.extend(ceph.pools.iter().map(|p| Step::Pool(p.name.clone())));
-            s.extend(ceph.cephfs.iter().map(|f| Step::CephFs(f.name.clone())));
-        }
-    }
-    if founder {
-        if !plan.datacenter.options.is_empty() {
-            s.push(Step::Options);
-        }
-        for g in &plan.ha.groups {
-            if plan.ha.uses_rules()
-                && !plan
-                    .ha
-                    .resources
-                    .iter()
-                    .any(|r| r.group.as_ref() == Some(&g.name))
-            {
-                // A PVE 9 node-affinity rule needs resources; a group without any has no rule.
-                continue;
-            }
-            s.push(Step::HaGroup(g.name.clone()));
-        }
-        s.extend(
-            plan.notifications
-                .smtp
-                .iter()
-                .map(|t| Step::Smtp(t.name.clone())),
-        );
-        s.extend(
-            plan.notifications
-                .matchers
-                .iter()
-                .map(|m| Step::Matcher(m.name.clone())),
-        );
-        if !plan.notifications.default_matcher_targets.is_empty() {
-            s.push(Step::DefaultMatcher);
-        }
-        s.extend(plan.realms.iter().map(|r| Step::Realm(r.name.clone())));
-        if plan.notifications.send_test {
-            s.extend(
-                plan.notifications
-                    .smtp
-                    .iter()
-                    .filter(|t| plan.notifications.report_target.as_ref() != Some(&t.name))
-                    .map(|t| Step::TestMail(t.name.clone())),
-            );
-        }
-        if plan.ceph.is_some() {
-            s.push(Step::Health);
-        }
-        if plan.notifications.report_target.is_some() {
-            s.push(Step::ReadyMail);
-        }
-        s.push(Step::RevokeBootstrap);
-    } else {
-        s.push(Step::DropBootstrapKey);
-    }
-    s
-}
 
 /// What the last observation saw. `None` means "not observed" (not asked, or the query
 /// failed); evaluation then treats the fact as unknown and waits.
@@ -845,7 +675,7 @@ impl Ctx<'_> {
                 }
                 let mut all: Vec<String> = current;
                 if all.is_empty() {
-                    all.push("mail-to-root".into());
+                    all.push(crate::steps::BUILTIN_TARGET.into());
                 }
                 for t in wanted {
                     if !all.contains(t) {
@@ -1572,7 +1402,7 @@ mod tests {
     fn done(steps: &[Step]) -> State {
         let mut s = State::new("x");
         for st in steps {
-            s.done.insert(st.id());
+            s.mark_done(&st.id());
         }
         s
     }
@@ -1941,7 +1771,7 @@ mod tests {
         for s in steps_for(&plan, me) {
             if !s.floating() && !matches!(s, Step::Health | Step::ReadyMail | Step::RevokeBootstrap)
             {
-                st.done.insert(s.id());
+                st.mark_done(&s.id());
             }
         }
         let obs = Observed {

@@ -8,6 +8,7 @@
 //! - [`host`]: the side-effect seam of the cluster run (commands, files, clock, probes).
 //! - [`observe`]: pure parsers of Proxmox/Ceph JSON output.
 //! - [`state`]: the run's progress file, written atomically.
+//! - [`steps`]: the step model: which steps, their ids, summaries and dependencies.
 //! - [`decide`]: the pure "what next" function over observed state.
 //! - [`run`]: the reconcile loop (observe, decide, act, verify, record).
 //! - [`status`]: `hcikit-firstboot status`, human and JSON.
@@ -24,3 +25,4 @@ pub mod run;
 pub mod sim;
 pub mod state;
 pub mod status;
+pub mod steps;

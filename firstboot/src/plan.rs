@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever a field changes meaning; the agent refuses a Plan it does not understand.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
 /// Where secret files are installed on a node (root-only, mode 0700 directory, 0600 files).
 pub const SECRETS_DIR: &str = "/etc/hcikit/secrets";
@@ -45,8 +45,8 @@ pub struct Plan {
     pub realms: Vec<Realm>,
     pub firstboot: Firstboot,
     pub image: Image,
-    /// The ordered first-boot steps, for humans (`hcikit plan`); the agent decides its next
-    /// step from observed state, not from this list.
+    /// The first-boot steps node by node (`steps::planned`), for humans (`hcikit plan`);
+    /// the agent decides its next step from observed state, not from this list.
     pub steps: Vec<PlannedStep>,
     /// Validation warnings: things that work but are unwise.
     pub warnings: Vec<String>,
@@ -471,7 +471,8 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PlannedStep {
-    /// Stable step id, e.g. `cluster-create`, `join:pve2`, `osd:pve1:/dev/sdb`.
+    /// Stable step id, as the agent records it in its state file (`steps::Step::id`),
+    /// e.g. `cluster-create`, `cluster-join`, `ceph-osd:/dev/sdb`; unique per node.
     pub id: String,
     /// Node that runs it.
     pub node: String,

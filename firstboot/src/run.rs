@@ -398,7 +398,7 @@ impl Runner<'_> {
 
     fn mark_done(&mut self, step: &Step) {
         let id = step.id();
-        self.state.done.insert(id.clone());
+        self.state.mark_done(&id);
         self.state.attempts.remove(&id);
         self.state.wait_since.remove(&id);
         self.state.waiting_for = None;

@@ -4,6 +4,7 @@
 
 use super::Latencies;
 use crate::plan::Plan;
+use crate::steps::{steps_for, Step};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -27,275 +28,64 @@ pub struct CriticalPath {
     pub total_ms: u64,
 }
 
-/// Builds the DAG: true dependencies between nodes plus each node's own steps in order
-/// (one agent per node runs one command at a time). Cluster-wide configuration (options,
-/// HA, notifications) only needs the complete cluster and is not serialised, since the
-/// founder runs it while it would otherwise wait.
+/// The task id of `step` on `node` in the DAG.
+pub fn task_id(node: &str, step: &Step) -> String {
+    format!("{node}/{}", step.id())
+}
+
+/// How long the simulator takes for one step's command (0 for local file edits and for
+/// waits, whose time is what they wait for).
+fn duration(plan: &Plan, node: &str, step: &Step, lat: &Latencies) -> u64 {
+    let first_mon = plan.ceph.as_ref().and_then(|c| c.mons.first());
+    match step {
+        Step::CreateCluster => lat.pvecm_create_ms,
+        Step::JoinCluster => lat.pvecm_add_ms,
+        Step::CephPackages if plan.firstboot.ceph_install == "pveceph" => lat.ceph_install_ms,
+        Step::CephInit => lat.ceph_init_ms,
+        Step::Mon => lat.mon_create_ms,
+        // The first monitor's `pveceph mon create` also creates its manager.
+        Step::Mgr if first_mon.map(String::as_str) == Some(node) => 1_000,
+        Step::Mgr => lat.mgr_create_ms,
+        Step::Osd(_) => lat.osd_create_ms + 2_000,
+        Step::Mds => lat.mds_create_ms + 2_000,
+        Step::Pool(_) => lat.pool_create_ms + lat.pg_peering_ms,
+        Step::CephFs(_) => lat.fs_create_ms + lat.pg_peering_ms,
+        Step::ReadyMail => lat.write_ms * 2,
+        s if s.floating() => lat.write_ms,
+        _ => 0,
+    }
+}
+
+/// Builds the DAG from the step model (`steps::steps_for` and `Step::deps`): each node's
+/// steps in its agent's order (one agent per node runs one command at a time), plus the
+/// waits on other nodes. Floating steps (cluster-wide configuration) only wait for the
+/// complete cluster and for each other, since the founder runs them while it would
+/// otherwise wait.
 pub fn dag(plan: &Plan, lat: &Latencies) -> Vec<Task> {
     let mut tasks: Vec<Task> = Vec::new();
-    let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let founder = plan.cluster.founder.clone();
-    let push = |tasks: &mut Vec<Task>,
-                last: &mut BTreeMap<String, String>,
-                node: &str,
-                id: String,
-                d: u64,
-                mut deps: Vec<String>,
-                k_of: Option<(usize, Vec<String>)>,
-                serial: bool| {
-        if serial {
-            if let Some(prev) = last.get(node) {
-                deps.push(prev.clone());
-            }
-            last.insert(node.to_string(), id.clone());
-        }
-        tasks.push(Task {
-            id,
-            node: node.to_string(),
-            duration_ms: d,
-            deps,
-            k_of,
-        });
-    };
-    let install = if plan.firstboot.ceph_install == "pveceph" {
-        lat.ceph_install_ms
-    } else {
-        0
-    };
-    push(
-        &mut tasks,
-        &mut last,
-        &founder,
-        "create".into(),
-        lat.pvecm_create_ms,
-        vec![],
-        None,
-        true,
-    );
-    let mut prev = "create".to_string();
-    for j in &plan.cluster.join_order {
-        let id = format!("join:{j}");
-        push(
-            &mut tasks,
-            &mut last,
-            j,
-            id.clone(),
-            lat.pvecm_add_ms,
-            vec![prev.clone(), "create".into()],
-            None,
-            true,
-        );
-        prev = id;
-    }
-    let complete: Vec<String> = std::iter::once("create".to_string())
-        .chain(plan.cluster.join_order.iter().map(|j| format!("join:{j}")))
-        .collect();
     for n in &plan.nodes {
-        if plan.ceph.is_some() {
-            push(
-                &mut tasks,
-                &mut last,
-                &n.name,
-                format!("packages:{}", n.name),
-                install,
-                vec![],
-                None,
-                true,
-            );
-        }
-        push(
-            &mut tasks,
-            &mut last,
-            &n.name,
-            format!("complete:{}", n.name),
-            0,
-            complete.clone(),
-            None,
-            true,
-        );
-    }
-    let mut health_deps: Vec<String> = Vec::new();
-    if let Some(ceph) = &plan.ceph {
-        push(
-            &mut tasks,
-            &mut last,
-            &founder,
-            "init".into(),
-            lat.ceph_init_ms,
-            vec![],
-            None,
-            true,
-        );
-        let mut prev_mon: Option<String> = None;
-        let mut first_osd: Vec<String> = Vec::new();
-        let mut first_mds: Vec<String> = Vec::new();
-        // Each node's steps in the agent's order; mons chain across nodes.
-        let mut order: Vec<&crate::plan::Node> = Vec::new();
-        for m in &ceph.mons {
-            if let Some(n) = plan.node(m) {
-                order.push(n);
+        let mut prev: Option<String> = None;
+        let mut prev_floating: Option<String> = None;
+        for step in steps_for(plan, n) {
+            let id = task_id(&n.name, &step);
+            let d = step.deps(plan, n);
+            let mut deps: Vec<String> = d.all.iter().map(|r| task_id(&r.node, &r.step)).collect();
+            if step.floating() {
+                deps.push(task_id(&n.name, &Step::ClusterComplete));
+                deps.extend(prev_floating.replace(id.clone()));
+            } else {
+                deps.extend(prev.replace(id.clone()));
             }
-        }
-        for n in &plan.nodes {
-            if !order.iter().any(|o| o.name == n.name) {
-                order.push(n);
-            }
-        }
-        for n in order {
-            let name = &n.name;
-            if ceph.mons.contains(name) {
-                let id = format!("mon:{name}");
-                let mut deps = vec!["init".to_string()];
-                deps.extend(prev_mon.clone());
-                push(
-                    &mut tasks,
-                    &mut last,
-                    name,
-                    id.clone(),
-                    lat.mon_create_ms,
-                    deps,
-                    None,
-                    true,
-                );
-                prev_mon = Some(id.clone());
-                health_deps.push(id);
-            }
-            if ceph.mgrs.contains(name) {
-                let auto = ceph.mons.first() == Some(name);
-                let d = if auto { 1_000 } else { lat.mgr_create_ms };
-                push(
-                    &mut tasks,
-                    &mut last,
-                    name,
-                    format!("mgr:{name}"),
-                    d,
-                    vec!["mon:".to_string() + &ceph.mons[0]],
-                    None,
-                    true,
-                );
-            }
-            for (k, o) in n.osds.iter().enumerate() {
-                let id = format!("osd:{name}:{}", o.device);
-                let d = lat.osd_create_ms + 2_000;
-                push(
-                    &mut tasks,
-                    &mut last,
-                    name,
-                    id.clone(),
-                    d,
-                    vec![format!("mon:{}", ceph.mons[0])],
-                    None,
-                    true,
-                );
-                if k == 0 {
-                    first_osd.push(id.clone());
-                }
-                health_deps.push(id);
-            }
-            if ceph.mds.contains(name) {
-                let id = format!("mds:{name}");
-                push(
-                    &mut tasks,
-                    &mut last,
-                    name,
-                    id.clone(),
-                    lat.mds_create_ms + 2_000,
-                    vec![format!("mon:{}", ceph.mons[0])],
-                    None,
-                    true,
-                );
-                first_mds.push(id);
-            }
-        }
-        for p in &ceph.pools {
-            let id = format!("pool:{}", p.name);
-            push(
-                &mut tasks,
-                &mut last,
-                &founder,
-                id.clone(),
-                lat.pool_create_ms + lat.pg_peering_ms,
-                vec![],
-                Some((p.size as usize, first_osd.clone())),
-                true,
-            );
-            health_deps.push(id);
-        }
-        for f in &ceph.cephfs {
-            let id = format!("cephfs:{}", f.name);
-            let mut deps = vec![];
-            deps.extend(first_mds.first().cloned());
-            push(
-                &mut tasks,
-                &mut last,
-                &founder,
-                id.clone(),
-                lat.fs_create_ms + lat.pg_peering_ms,
+            tasks.push(Task {
+                id,
+                node: n.name.clone(),
+                duration_ms: duration(plan, &n.name, &step, lat),
                 deps,
-                Some((ceph.size as usize, first_osd.clone())),
-                true,
-            );
-            health_deps.push(id);
+                k_of: d
+                    .at_least
+                    .map(|(k, set)| (k, set.iter().map(|r| task_id(&r.node, &r.step)).collect())),
+            });
         }
-    }
-    let mut cfg = Vec::new();
-    if !plan.datacenter.options.is_empty() {
-        cfg.push("options".to_string());
-    }
-    cfg.extend(plan.ha.groups.iter().map(|g| format!("ha:{}", g.name)));
-    cfg.extend(
-        plan.notifications
-            .smtp
-            .iter()
-            .map(|t| format!("smtp:{}", t.name)),
-    );
-    cfg.extend(
-        plan.notifications
-            .matchers
-            .iter()
-            .map(|m| format!("matcher:{}", m.name)),
-    );
-    if !plan.notifications.default_matcher_targets.is_empty() {
-        cfg.push("default-matcher".into());
-    }
-    let mut prev_cfg: Option<String> = None;
-    for c in cfg {
-        let mut deps = vec![format!("complete:{founder}")];
-        deps.extend(prev_cfg.clone());
-        push(
-            &mut tasks,
-            &mut last,
-            &founder,
-            c.clone(),
-            lat.write_ms,
-            deps,
-            None,
-            false,
-        );
-        prev_cfg = Some(c.clone());
-        health_deps.push(c);
-    }
-    push(
-        &mut tasks,
-        &mut last,
-        &founder,
-        "health".into(),
-        0,
-        health_deps,
-        None,
-        true,
-    );
-    if plan.notifications.report_target.is_some() {
-        push(
-            &mut tasks,
-            &mut last,
-            &founder,
-            "ready-mail".into(),
-            lat.write_ms * 2,
-            vec![],
-            None,
-            true,
-        );
     }
     tasks
 }
@@ -304,24 +94,35 @@ pub fn dag(plan: &Plan, lat: &Latencies) -> Vec<Task> {
 pub fn critical_path(plan: &Plan, lat: &Latencies) -> CriticalPath {
     let tasks = dag(plan, lat);
     let mut finish: BTreeMap<String, u64> = BTreeMap::new();
-    // Tasks are pushed after their dependencies, except k-of sets, which only refer to
-    // earlier tasks too; one pass in order suffices.
-    for t in &tasks {
-        let mut start = t
-            .deps
-            .iter()
-            .map(|d| finish.get(d).copied().unwrap_or(0))
-            .max()
-            .unwrap_or(0);
-        if let Some((k, set)) = &t.k_of {
-            let mut f: Vec<u64> = set.iter().filter_map(|d| finish.get(d).copied()).collect();
-            f.sort();
-            let kth = f.get(k.saturating_sub(1)).copied().unwrap_or(u64::MAX / 2);
-            start = start.max(kth);
+    // Tasks are listed node by node, so a task may wait for one listed later: relax
+    // until nothing changes (the graph is acyclic, so this ends within `tasks.len()` passes).
+    for _ in 0..=tasks.len() {
+        let mut changed = false;
+        for t in &tasks {
+            let mut start = t
+                .deps
+                .iter()
+                .map(|d| finish.get(d).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
+            if let Some((k, set)) = &t.k_of {
+                let mut f: Vec<u64> = set.iter().filter_map(|d| finish.get(d).copied()).collect();
+                f.sort();
+                let kth = f.get(k.saturating_sub(1)).copied().unwrap_or(u64::MAX / 2);
+                start = start.max(kth);
+            }
+            let end = start + t.duration_ms;
+            if finish.get(&t.id) != Some(&end) {
+                finish.insert(t.id.clone(), end);
+                changed = true;
+            }
         }
-        finish.insert(t.id.clone(), start + t.duration_ms);
+        if !changed {
+            break;
+        }
     }
-    let health_ok_ms = finish.get("health").copied().unwrap_or(0);
+    let health = task_id(&plan.cluster.founder, &Step::Health);
+    let health_ok_ms = finish.get(&health).copied().unwrap_or(0);
     let total_ms = finish.values().copied().max().unwrap_or(0);
     CriticalPath {
         tasks,
@@ -341,13 +142,13 @@ mod tests {
         let lat = Latencies::default();
         let cp = critical_path(&plan, &lat);
         let f = &cp.finish_ms;
-        assert_eq!(f["create"], 8_000);
-        assert_eq!(f["join:pve2"], 33_000);
-        assert_eq!(f["join:pve3"], 58_000);
-        assert!(f["mon:pve3"] > f["mon:pve2"] && f["mon:pve2"] > f["mon:pve1"]);
+        assert_eq!(f["pve1/cluster-create"], 8_000);
+        assert_eq!(f["pve2/cluster-join"], 33_000);
+        assert_eq!(f["pve3/cluster-join"], 58_000);
+        assert!(f["pve3/ceph-mon"] > f["pve2/ceph-mon"] && f["pve2/ceph-mon"] > f["pve1/ceph-mon"]);
         let last_osd = f
             .iter()
-            .filter(|(k, _)| k.starts_with("osd:"))
+            .filter(|(k, _)| k.contains("/ceph-osd:"))
             .map(|(_, v)| *v)
             .max()
             .unwrap();
