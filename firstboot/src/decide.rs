@@ -10,6 +10,10 @@
 //! which run while the node would otherwise only wait.
 
 use crate::host::CommandLine;
+use crate::layout::{
+    BOOTSTRAP_KEY, CEPH_BINARIES, CEPH_INSTALL_FLAG, CLUSTER_AUTHORIZED_KEYS, COROSYNC_KEY,
+    KNOWN_HOSTS, PVE_BINARIES, SSH_CONFIG,
+};
 use crate::observe::{
     property_string, BlockDev, CephConf, CephStatus, ClusterStatus, MdsStat, MonDump, OsdTree,
     PoolInfo,
@@ -23,28 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const DEP_POLL_MS: u64 = 2_000;
 /// Failed attempts of one step before the run gives up.
 pub const MAX_ATTEMPTS: u32 = 8;
-/// The private half of the bootstrap key that joins use, installed by `apply`.
-pub const BOOTSTRAP_KEY: &str = "/root/.ssh/hcikit-bootstrap";
-pub const BOOTSTRAP_PUB: &str = "/root/.ssh/hcikit-bootstrap.pub";
-/// The cluster-wide authorized_keys (`/root/.ssh/authorized_keys` links here once clustered).
-pub const CLUSTER_AUTHORIZED_KEYS: &str = "/etc/pve/priv/authorized_keys";
-pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
-/// root's ssh client configuration, where joiners get a marked block for the founder.
-pub const SSH_CONFIG: &str = "/root/.ssh/config";
 const SSH_BLOCK_BEGIN: &str = "# BEGIN hcikit bootstrap (removed after the join)";
 const SSH_BLOCK_END: &str = "# END hcikit bootstrap";
-/// Where corosync (and `pvecm create`) look for the cluster key.
-pub const COROSYNC_KEY: &str = "/etc/corosync/authkey";
-pub const CEPH_INSTALL_FLAG: &str = "/run/pve-ceph-install-flag";
-/// Proxmox VE's command-line tools. Without them no Proxmox step can ever succeed, so
-/// their absence fails the run at once instead of waiting for pve-cluster forever.
-pub const PVE_BINARIES: [&str; 2] = ["/usr/bin/pvecm", "/usr/bin/pvesh"];
-
-pub const CEPH_BINARIES: [&str; 3] = [
-    "/usr/bin/ceph-mon",
-    "/usr/bin/ceph-osd",
-    "/usr/sbin/ceph-volume",
-];
 
 /// What the last observation saw. `None` means "not observed" (not asked, or the query
 /// failed); evaluation then treats the fact as unknown and waits.

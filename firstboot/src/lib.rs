@@ -3,6 +3,7 @@
 //! Modules:
 //! - [`plan`]: the resolved cluster Plan (the contract with the builder).
 //! - [`layout`]: ESP layout and on-node paths shared with the builder.
+//! - [`error`]: bad input (exit 2) as an error type.
 //! - [`apply`]: `hcikit-firstboot apply`: install the node's files and secrets from the ESP.
 //! - [`cmd`]: the one helper that runs external commands.
 //! - [`host`]: the side-effect seam of the cluster run (commands, files, clock, probes).
@@ -17,6 +18,7 @@
 pub mod apply;
 pub mod cmd;
 pub mod decide;
+pub mod error;
 pub mod host;
 pub mod layout;
 pub mod observe;

@@ -6,24 +6,21 @@
 //!
 //! The Plan holds **no secret values**. Secrets are named by [`SecretRef`]; their values
 //! travel separately (the node's `secrets.tar` on the ESP, installed under
-//! [`SECRETS_DIR`] with mode 0600 and then removed from the ESP).
+//! [`crate::layout::SECRETS_DIR`] with mode 0600 and then removed from the ESP).
 //!
 //! JSON field names are kebab-case, like the spec. Lists keep spec order; maps are
 //! `BTreeMap` so serialisation is deterministic.
 
+use crate::error::BadInput;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Bumped whenever a field changes meaning; the agent refuses a Plan it does not understand.
 pub const PLAN_FORMAT: u32 = 2;
 
-/// Where secret files are installed on a node (root-only, mode 0700 directory, 0600 files).
-pub const SECRETS_DIR: &str = "/etc/hcikit/secrets";
-
-/// Where the desired copies of cluster-wide files (those that live in pmxcfs, `/etc/pve`)
-/// are installed on a node, mirroring their real path below this prefix. The agent creates
-/// the real ones through the Proxmox API and compares.
-pub const DESIRED_DIR: &str = "/etc/hcikit/desired";
+/// Re-exported for the builder, which names them through the Plan's module.
+pub use crate::layout::{DESIRED_DIR, SECRETS_DIR};
 
 /// The whole resolved cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -481,6 +478,37 @@ pub struct PlannedStep {
 }
 
 impl Plan {
+    /// Reads and checks a Plan file; every problem is [`BadInput`] naming the file.
+    pub fn load(path: &Path) -> Result<Plan, BadInput> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| BadInput(format!("cannot read the plan {}: {e}", path.display())))?;
+        let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+            BadInput(format!(
+                "{} is not a valid hcikit plan: {e} (write it with `hcikit build` or `hcikit plan --json`)",
+                path.display()
+            ))
+        })?;
+        if plan.format != PLAN_FORMAT {
+            return Err(BadInput(format!(
+                "{} has plan format {}, this agent understands {PLAN_FORMAT}: build the image with the matching hcikit",
+                path.display(),
+                plan.format
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The node named `name`, or [`BadInput`] listing the plan's nodes.
+    pub fn expect_node(&self, name: &str) -> Result<&Node, BadInput> {
+        self.node(name).ok_or_else(|| {
+            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+            BadInput(format!(
+                "node {name} is not in the plan (its nodes: {})",
+                names.join(", ")
+            ))
+        })
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }

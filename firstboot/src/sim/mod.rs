@@ -401,8 +401,8 @@ impl SimHost {
         {
             return fail(255, "sim: refusing ssh without BatchMode=yes and StrictHostKeyChecking=yes (no trust on first use)");
         }
-        if identity.as_deref() != Some(crate::decide::BOOTSTRAP_KEY)
-            || w.read_file(self.idx, crate::decide::BOOTSTRAP_KEY)
+        if identity.as_deref() != Some(crate::layout::BOOTSTRAP_KEY)
+            || w.read_file(self.idx, crate::layout::BOOTSTRAP_KEY)
                 .is_none()
         {
             return fail(

@@ -277,14 +277,14 @@ impl World {
                     format!("{}\n", keys.join("\n")).into_bytes(),
                 );
                 files.insert(
-                    crate::decide::BOOTSTRAP_KEY.to_string(),
+                    crate::layout::BOOTSTRAP_KEY.to_string(),
                     format!(
                         "-----BEGIN OPENSSH PRIVATE KEY-----\n{SIM_BOOTSTRAP_PRIVATE}\n-----END OPENSSH PRIVATE KEY-----\n"
                     )
                     .into_bytes(),
                 );
                 files.insert(
-                    crate::decide::BOOTSTRAP_PUB.to_string(),
+                    crate::layout::BOOTSTRAP_PUB.to_string(),
                     format!("{SIM_BOOTSTRAP_PUB}\n").into_bytes(),
                 );
                 for t in &plan.notifications.smtp {
@@ -511,13 +511,13 @@ impl World {
             "/etc/pve/notifications.cfg" => {
                 (self.is_member(i) && !self.pmx.smtp.is_empty()).then(|| b"# simulated\n".to_vec())
             }
-            crate::decide::CEPH_INSTALL_FLAG => self.nodes[i]
+            crate::layout::CEPH_INSTALL_FLAG => self.nodes[i]
                 .install_window
                 .is_some_and(|(a, b)| a <= self.now && self.now < b)
                 .then(Vec::new),
-            p if crate::decide::CEPH_BINARIES.contains(&p) => self.installed(i).then(Vec::new),
+            p if crate::layout::CEPH_BINARIES.contains(&p) => self.installed(i).then(Vec::new),
             // Every simulated node is a Proxmox VE node.
-            p if crate::decide::PVE_BINARIES.contains(&p) => Some(Vec::new()),
+            p if crate::layout::PVE_BINARIES.contains(&p) => Some(Vec::new()),
             "/root/.ssh/authorized_keys" if self.is_member(i) => {
                 Some(self.pmx.authorized_keys.clone().into_bytes())
             }
@@ -613,7 +613,7 @@ impl World {
                 Some("host") => matching = words.any(|p| p == ip || p == "*"),
                 Some("match") => matching = false,
                 Some("identityfile")
-                    if matching && words.next() == Some(crate::decide::BOOTSTRAP_KEY) =>
+                    if matching && words.next() == Some(crate::layout::BOOTSTRAP_KEY) =>
                 {
                     return true;
                 }
@@ -1956,7 +1956,7 @@ impl World {
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
             "corosync-key-from-seed": self.seeded_authkey,
             "bootstrap-key-authorized": self.pmx.authorized_keys.lines().any(|l| l.trim() == SIM_BOOTSTRAP_PUB),
-            "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(crate::decide::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
+            "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(crate::layout::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
             "mails": self.mails,
             "disk-writes": self.disk_writes,
         })
