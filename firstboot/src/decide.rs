@@ -1353,8 +1353,8 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::example::lab_plan;
     use crate::observe::{ClusterNode, OsdTree};
-    use crate::sim::example::lab_plan;
 
     fn status(name: Option<&str>, quorate: bool, nodes: &[(&str, bool)]) -> ClusterStatus {
         ClusterStatus {

@@ -13,18 +13,18 @@
 //! - [`decide`]: the pure "what next" function over observed state.
 //! - [`run`]: the reconcile loop (observe, decide, act, verify, record).
 //! - [`status`]: `hcikit-firstboot status`, human and JSON.
-//! - [`sim`]: the simulated n-node Proxmox VE + Ceph cluster (`hcikit simulate`, tests).
+//! - [`example`]: the two scenarios as literal Plans, for tests and the simulator.
 
 pub mod apply;
 pub mod cmd;
 pub mod decide;
 pub mod error;
+pub mod example;
 pub mod host;
 pub mod layout;
 pub mod observe;
 pub mod plan;
 pub mod run;
-pub mod sim;
 pub mod state;
 pub mod status;
 pub mod steps;

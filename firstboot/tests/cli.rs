@@ -2,7 +2,7 @@
 //! node, a plan from another format) exits 2 with a message naming the file or value;
 //! `plan` needs no flag; nothing prints a Rust debug dump.
 
-use hcikit_firstboot::sim::example;
+use hcikit_firstboot::example;
 use std::path::Path;
 use std::process::Command;
 

@@ -5,9 +5,9 @@
 //! the same order among themselves).
 
 use hcikit_firstboot::plan::Plan;
-use hcikit_firstboot::sim::{self, SimConfig};
 use hcikit_firstboot::state::State;
 use hcikit_firstboot::steps::steps_for;
+use hcikit_sim::{self as sim, SimConfig};
 use hcikit_tests::{hcikit_bin, run, workspace_root};
 use std::collections::BTreeSet;
 use std::path::PathBuf;

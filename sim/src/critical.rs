@@ -2,9 +2,9 @@
 //! simulator's command latencies, and its longest path. The benchmark compares the
 //! simulated makespan with it (the gap is polling, observation and verification).
 
-use super::Latencies;
-use crate::plan::Plan;
-use crate::steps::{steps_for, Step};
+use crate::Latencies;
+use hcikit_firstboot::plan::Plan;
+use hcikit_firstboot::steps::{steps_for, Step};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn joins_are_serial_and_health_waits_for_the_last_osd() {
-        let plan = super::super::example::lab_plan();
+        let plan = hcikit_firstboot::example::lab_plan();
         let lat = Latencies::default();
         let cp = critical_path(&plan, &lat);
         let f = &cp.finish_ms;

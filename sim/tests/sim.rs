@@ -2,9 +2,10 @@
 //! machines, survive kills at every step boundary and at random points, and handle late
 //! or absent peers, lock conflicts, lying exit codes and dirty disks.
 
+use hcikit_firstboot::example;
 use hcikit_firstboot::plan::Plan;
-use hcikit_firstboot::sim::{
-    self, example, DiskContent, FailKind, FailRule, Faults, Kill, Outcome, SimConfig, SimReport,
+use hcikit_sim::{
+    self as sim, DiskContent, FailKind, FailRule, Faults, Kill, Outcome, SimConfig, SimReport,
 };
 use std::collections::{BTreeMap, BTreeSet};
 

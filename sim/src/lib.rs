@@ -1,5 +1,5 @@
 //! A simulated n-node Proxmox VE + Ceph cluster for the first-boot agent: the same
-//! [`crate::run::run`] that runs on a real node runs here, once per node, against a
+//! [`hcikit_firstboot::run::run`] that runs on a real node runs here, once per node, against a
 //! [`SimHost`] each, concurrently in virtual time.
 //!
 //! # How it runs
@@ -54,13 +54,12 @@
 //! - PVE 9 specifics beyond HA rules vs groups.
 
 pub mod critical;
-pub mod example;
 pub mod flags;
 pub mod world;
 
-use crate::host::{CommandLine, Host, Output};
-use crate::plan::Plan;
 use anyhow::{bail, Result};
+use hcikit_firstboot::host::{CommandLine, Host, Output};
+use hcikit_firstboot::plan::Plan;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -401,8 +400,8 @@ impl SimHost {
         {
             return fail(255, "sim: refusing ssh without BatchMode=yes and StrictHostKeyChecking=yes (no trust on first use)");
         }
-        if identity.as_deref() != Some(crate::layout::BOOTSTRAP_KEY)
-            || w.read_file(self.idx, crate::layout::BOOTSTRAP_KEY)
+        if identity.as_deref() != Some(hcikit_firstboot::layout::BOOTSTRAP_KEY)
+            || w.read_file(self.idx, hcikit_firstboot::layout::BOOTSTRAP_KEY)
                 .is_none()
         {
             return fail(
@@ -493,7 +492,7 @@ impl Host for SimHost {
     }
 
     fn write_atomic(&self, path: &str, data: &[u8], _mode: u32) -> Result<()> {
-        let kind = if path == crate::layout::STATE_FILE {
+        let kind = if path == hcikit_firstboot::layout::STATE_FILE {
             "write-state"
         } else {
             "write"
@@ -698,7 +697,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         .iter()
         .filter_map(|n| {
             n.files
-                .get(crate::layout::STATE_FILE)
+                .get(hcikit_firstboot::layout::STATE_FILE)
                 .map(|b| (n.name.clone(), String::from_utf8_lossy(b).into_owned()))
         })
         .collect();
@@ -737,7 +736,9 @@ fn agent(
             run,
             calls: std::cell::Cell::new(0),
         };
-        let r = catch_unwind(AssertUnwindSafe(|| crate::run::run(&host, plan, name)));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            hcikit_firstboot::run::run(&host, plan, name)
+        }));
         match r {
             Ok(Ok(())) => break Outcome::Done,
             Ok(Err(e)) => match reboot_ms {

@@ -4,10 +4,10 @@
 //! (`at`), so a query from another node during a long command sees the intermediate
 //! state (e.g. the founder inquorate while a joiner's corosync is not up yet).
 
-use super::flags::{self, Parsed, DC_KEYS};
-use super::Latencies;
-use crate::host::Output;
-use crate::plan::Plan;
+use crate::flags::{self, Parsed, DC_KEYS};
+use crate::Latencies;
+use hcikit_firstboot::host::Output;
+use hcikit_firstboot::plan::Plan;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -277,14 +277,14 @@ impl World {
                     format!("{}\n", keys.join("\n")).into_bytes(),
                 );
                 files.insert(
-                    crate::layout::BOOTSTRAP_KEY.to_string(),
+                    hcikit_firstboot::layout::BOOTSTRAP_KEY.to_string(),
                     format!(
                         "-----BEGIN OPENSSH PRIVATE KEY-----\n{SIM_BOOTSTRAP_PRIVATE}\n-----END OPENSSH PRIVATE KEY-----\n"
                     )
                     .into_bytes(),
                 );
                 files.insert(
-                    crate::layout::BOOTSTRAP_PUB.to_string(),
+                    hcikit_firstboot::layout::BOOTSTRAP_PUB.to_string(),
                     format!("{SIM_BOOTSTRAP_PUB}\n").into_bytes(),
                 );
                 for t in &plan.notifications.smtp {
@@ -293,7 +293,7 @@ impl World {
                     }
                 }
                 files.insert(
-                    crate::layout::COROSYNC_AUTHKEY.to_string(),
+                    hcikit_firstboot::layout::COROSYNC_AUTHKEY.to_string(),
                     SIM_AUTHKEY.as_bytes().to_vec(),
                 );
                 for r in &plan.realms {
@@ -511,13 +511,15 @@ impl World {
             "/etc/pve/notifications.cfg" => {
                 (self.is_member(i) && !self.pmx.smtp.is_empty()).then(|| b"# simulated\n".to_vec())
             }
-            crate::layout::CEPH_INSTALL_FLAG => self.nodes[i]
+            hcikit_firstboot::layout::CEPH_INSTALL_FLAG => self.nodes[i]
                 .install_window
                 .is_some_and(|(a, b)| a <= self.now && self.now < b)
                 .then(Vec::new),
-            p if crate::layout::CEPH_BINARIES.contains(&p) => self.installed(i).then(Vec::new),
+            p if hcikit_firstboot::layout::CEPH_BINARIES.contains(&p) => {
+                self.installed(i).then(Vec::new)
+            }
             // Every simulated node is a Proxmox VE node.
-            p if crate::layout::PVE_BINARIES.contains(&p) => Some(Vec::new()),
+            p if hcikit_firstboot::layout::PVE_BINARIES.contains(&p) => Some(Vec::new()),
             "/root/.ssh/authorized_keys" if self.is_member(i) => {
                 Some(self.pmx.authorized_keys.clone().into_bytes())
             }
@@ -613,7 +615,8 @@ impl World {
                 Some("host") => matching = words.any(|p| p == ip || p == "*"),
                 Some("match") => matching = false,
                 Some("identityfile")
-                    if matching && words.next() == Some(crate::layout::BOOTSTRAP_KEY) =>
+                    if matching
+                        && words.next() == Some(hcikit_firstboot::layout::BOOTSTRAP_KEY) =>
                 {
                     return true;
                 }
@@ -1332,7 +1335,7 @@ impl World {
                         let as_obj = ["migration", "ha", "bwlimit", "crs"].contains(&k.as_str());
                         if as_obj {
                             let o: serde_json::Map<String, Value> =
-                                crate::observe::property_string(k, val)
+                                hcikit_firstboot::observe::property_string(k, val)
                                     .into_iter()
                                     .map(|(a, b)| (a, Value::String(b)))
                                     .collect();
@@ -1442,18 +1445,18 @@ impl World {
             debug_assert!(DC_KEYS.contains(&k.as_str()));
             let bad = match k.as_str() {
                 "ha" => !["freeze", "failover", "conditional", "migrate"].contains(
-                    &crate::observe::property_string(k, v)
+                    &hcikit_firstboot::observe::property_string(k, v)
                         .get("shutdown_policy")
                         .map(String::as_str)
                         .unwrap_or(""),
                 ),
                 "migration" => !["secure", "insecure"].contains(
-                    &crate::observe::property_string(k, v)
+                    &hcikit_firstboot::observe::property_string(k, v)
                         .get("type")
                         .map(String::as_str)
                         .unwrap_or(""),
                 ),
-                "bwlimit" => crate::observe::property_string(k, v)
+                "bwlimit" => hcikit_firstboot::observe::property_string(k, v)
                     .values()
                     .any(|n| n.parse::<u64>().is_err()),
                 _ => false,
@@ -1956,7 +1959,7 @@ impl World {
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
             "corosync-key-from-seed": self.seeded_authkey,
             "bootstrap-key-authorized": self.pmx.authorized_keys.lines().any(|l| l.trim() == SIM_BOOTSTRAP_PUB),
-            "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(crate::layout::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
+            "bootstrap-private-keys-left": self.nodes.iter().filter(|n| n.files.contains_key(hcikit_firstboot::layout::BOOTSTRAP_KEY)).map(|n| n.name.clone()).collect::<Vec<_>>(),
             "mails": self.mails,
             "disk-writes": self.disk_writes,
         })

@@ -1,5 +1,6 @@
-//! Example Plans of the two scenarios (`/work/shared/scenarios.md`), built as literals so
-//! the simulator, its tests and the benchmark run without the spec loader.
+//! Example Plans of the two scenarios (a lab with Ceph on two networks, three mini PCs on
+//! one), built as literals so the agent's tests, the simulator and its benchmark run
+//! without the builder's spec loader.
 
 use crate::plan::*;
 use std::collections::BTreeMap;
