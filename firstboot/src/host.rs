@@ -335,6 +335,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn real_host_runs_with_stdin_exit_code_and_timeout() {
+        let h = RealHost::new();
+        let sh = CommandLine::new("sh")
+            .arg("-c")
+            .arg("cat; echo oops >&2; exit 3");
+        let o = h.run(&sh, Some(b"hello"), Duration::from_secs(10)).unwrap();
+        assert_eq!((o.code, o.timed_out), (3, false));
+        assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("hello", "oops\n"));
+        let slow = CommandLine::new("sleep").arg("5");
+        let o = h.run(&slow, None, Duration::from_millis(200)).unwrap();
+        assert_eq!((o.code, o.timed_out), (124, true));
+        assert!(h
+            .run(
+                &CommandLine::new("hcikit-no-such-tool"),
+                None,
+                Duration::from_secs(1)
+            )
+            .is_err());
+    }
+
+    #[test]
     fn secret_arguments_are_redacted_in_display() {
         let c = CommandLine::new("pvesh")
             .arg("create")
