@@ -104,14 +104,13 @@ fn networks(spec: &Spec) -> Vec<Network> {
                         .clone()
                         .unwrap_or_else(|| format!("bond{bond_index}"));
                     bond_index += 1;
-                    let hashes = matches!(
-                        b.mode.as_str(),
-                        "802.3ad" | "balance-xor" | "balance-tlb" | "balance-alb"
-                    );
+                    // Validated against BondMode's spellings; an unknown one never gets here.
+                    let mode = BondMode::parse(&b.mode).unwrap_or(BondMode::ActiveBackup);
+                    let hashes = mode.hashes();
                     NetDevice::Bond {
                         name,
                         slaves: b.slaves.clone(),
-                        mode: b.mode.clone(),
+                        mode,
                         miimon: b.miimon.unwrap_or(100),
                         // LACP and XOR bonds default to layer3+4 so one VM's flows can spread.
                         xmit_hash_policy: b
@@ -121,7 +120,7 @@ fn networks(spec: &Spec) -> Vec<Network> {
                         lacp_rate: b
                             .lacp_rate
                             .clone()
-                            .or_else(|| (b.mode == "802.3ad").then(|| "fast".into())),
+                            .or_else(|| (mode == BondMode::Lacp).then(|| "fast".into())),
                     }
                 }
                 (Some(i), None) => NetDevice::Interface { name: i.clone() },
@@ -398,7 +397,11 @@ fn datacenter(spec: &Spec, networks: &[Network], keyboard: &str) -> Datacenter {
 
 fn ha(spec: &Spec, pve_major: u32) -> Ha {
     Ha {
-        mode: if pve_major >= 9 { "rules" } else { "groups" }.into(),
+        mode: if pve_major >= 9 {
+            HaMode::Rules
+        } else {
+            HaMode::Groups
+        },
         groups: spec
             .ha
             .groups
@@ -553,10 +556,12 @@ fn firstboot(spec: &Spec) -> Firstboot {
         health_timeout_secs: secs(&f.health_timeout, 1800),
         backoff_secs: secs(&f.backoff, v::DEFAULT_BACKOFF),
         max_backoff_secs: secs(&f.max_backoff, v::DEFAULT_MAX_BACKOFF),
+        // Validated against CephInstall's spellings.
         ceph_install: f
             .ceph_install
-            .clone()
-            .unwrap_or_else(|| "preinstalled".into()),
+            .as_deref()
+            .and_then(CephInstall::parse)
+            .unwrap_or(CephInstall::Preinstalled),
     }
 }
 
@@ -568,9 +573,9 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
             .unwrap_or(d)
     };
     let base = im.base.clone().unwrap_or_else(|| "debian".into());
-    let (base, base_file) = match base.as_str() {
-        "debian" | "proxmox" => (base, None),
-        _ => ("file".to_string(), Some(base)),
+    let (base, base_file) = match BaseKind::parse(&base) {
+        Some(k @ (BaseKind::Debian | BaseKind::Proxmox)) => (k, None),
+        _ => (BaseKind::File, Some(base)),
     };
     Image {
         disk_size: size(&im.disk_size, v::DEFAULT_DISK_SIZE),

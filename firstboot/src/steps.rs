@@ -4,7 +4,7 @@
 //! nodes ([`Step::deps`], for the simulator's critical path). The agent (`decide`), the
 //! builder's plan view and the benchmark all read this module, so they cannot disagree.
 
-use crate::plan::{Node, Plan, PlannedStep};
+use crate::plan::{CephInstall, Node, Plan, PlannedStep};
 
 /// The built-in notification target that Proxmox VE's default matcher always names
 /// (pve-manager `PVE::API2::Cluster::Notifications`, the `mail-to-root` sendmail target).
@@ -328,7 +328,7 @@ impl Step {
                 format!("pvecm add {ip} --use_ssh 1{}", links(me))
             }
             Step::CephPackages => match ceph {
-                Some(c) if plan.firstboot.ceph_install == "pveceph" => format!(
+                Some(c) if plan.firstboot.ceph_install == CephInstall::Pveceph => format!(
                     "yes | pveceph install --repository {} --version {}",
                     c.repository, c.release
                 ),

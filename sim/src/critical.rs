@@ -40,7 +40,11 @@ fn duration(plan: &Plan, node: &str, step: &Step, lat: &Latencies) -> u64 {
     match step {
         Step::CreateCluster => lat.pvecm_create_ms,
         Step::JoinCluster => lat.pvecm_add_ms,
-        Step::CephPackages if plan.firstboot.ceph_install == "pveceph" => lat.ceph_install_ms,
+        Step::CephPackages
+            if plan.firstboot.ceph_install == hcikit_firstboot::plan::CephInstall::Pveceph =>
+        {
+            lat.ceph_install_ms
+        }
         Step::CephInit => lat.ceph_init_ms,
         Step::Mon => lat.mon_create_ms,
         // The first monitor's `pveceph mon create` also creates its manager.

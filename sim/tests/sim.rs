@@ -117,7 +117,7 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
         "datacenter.cfg options"
     );
     for g in &plan.ha.groups {
-        if plan.ha.mode == "rules" {
+        if plan.ha.mode == hcikit_firstboot::plan::HaMode::Rules {
             let have = w.pmx.ha_rules.get(&g.name).expect("ha rule");
             assert_eq!(have["strict"], if g.restricted { "1" } else { "0" });
             continue;
@@ -576,7 +576,7 @@ fn pve9_rules_and_a_realm_converge() {
     use hcikit_firstboot::plan::{HaResource, Realm, SecretRef};
     let mut plan = example::lab_plan();
     plan.cluster.pve_major = 9;
-    plan.ha.mode = "rules".into();
+    plan.ha.mode = hcikit_firstboot::plan::HaMode::Rules;
     plan.ha.resources = vec![HaResource {
         sid: "vm:100".into(),
         group: Some("ha-group01".into()),

@@ -80,8 +80,8 @@ impl Ctx<'_> {
             );
         }
         let ceph = plan.ceph.as_ref().expect("ceph step without ceph plan");
-        match plan.firstboot.ceph_install.as_str() {
-            "pveceph" => Eval::Ready(Action {
+        match plan.firstboot.ceph_install {
+            CephInstall::Pveceph => Eval::Ready(Action {
                 step: Step::CephPackages,
                 kind: ActionKind::Run(Cmd {
                     line: CommandLine::new("pveceph")
@@ -95,8 +95,8 @@ impl Ctx<'_> {
                 verify: Verify::Step,
                 verify_secs: 30,
             }),
-            other => Eval::Fatal(format!(
-                "Ceph packages are missing on {} ({} not found) and firstboot.ceph-install is '{other}': \
+            CephInstall::Preinstalled => Eval::Fatal(format!(
+                "Ceph packages are missing on {} ({} not found) and firstboot.ceph-install is 'preinstalled': \
                  build the image from a base with Ceph {} installed, or set ceph-install = \"pveceph\"",
                 self.me.name,
                 CEPH_BINARIES.join(", "),

@@ -18,7 +18,7 @@ use crate::observe::{
     property_string, BlockDev, CephConf, CephStatus, ClusterStatus, MdsStat, MonDump, OsdTree,
     PoolInfo,
 };
-use crate::plan::{Node, Plan};
+use crate::plan::{CephInstall, Node, Plan};
 use crate::state::State;
 pub use crate::steps::{steps_for, Step};
 use std::collections::{BTreeMap, BTreeSet};

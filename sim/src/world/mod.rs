@@ -326,7 +326,8 @@ impl World {
                     content: DiskContent::Blank,
                     boot: false,
                 });
-                let preinstalled = plan.firstboot.ceph_install == "preinstalled";
+                let preinstalled =
+                    plan.firstboot.ceph_install == hcikit_firstboot::plan::CephInstall::Preinstalled;
                 SimNode {
                     name: n.name.clone(),
                     boot_at: Some(0),
