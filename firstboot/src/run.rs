@@ -1,6 +1,8 @@
 //! The cluster run: observe through the [`Host`], decide with [`decide::decide`], act,
 //! verify, record. Every command's exit code is treated as a hint only; a step counts as
-//! done when a fresh observation shows it (reference §1.8).
+//! done when a fresh observation shows it: a CLI that runs a worker task (`pvecm create`,
+//! `pveceph pool create`, …) prints the task's `TASK ERROR:` to stderr but its exit status
+//! does not carry the task's result (pve-common `PVE::RESTEnvironment::fork_worker`).
 
 use crate::decide::{
     self, add_interest, decide, interest, Action, ActionKind, Cmd, Decision, Eval, Interest,
@@ -43,7 +45,8 @@ fn pvesh_get(path: &str) -> CommandLine {
 }
 
 /// `ceph … -f json`, with the cluster-wide config: `/etc/ceph/ceph.conf` only exists on
-/// nodes that ran init or created a daemon (reference §2.2), and a joiner must look at
+/// nodes that ran init or created a daemon (pve-manager `PVE::Ceph::Tools::setup_pve_symlinks`,
+/// called by `PVE::API2::Ceph` `init` and the MON/MGR/OSD create methods), and a joiner must look at
 /// the monitors before its own is created.
 fn ceph_json(args: &[&str]) -> CommandLine {
     CommandLine::new("ceph")

@@ -11,7 +11,7 @@
 //! passes the baton. Long waits cost nothing in real time: a full three-node first boot
 //! of about ten virtual minutes runs in milliseconds.
 //!
-//! # What it reproduces (reference/proxmox.md)
+//! # What it reproduces (Proxmox sources named in [`flags`] and at each tool in [`world`])
 //!
 //! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
 //!   that has one (`assert_joinable`),
@@ -28,7 +28,8 @@
 //!   `pool create` (existing pool re-applied, storage "already defined"), `fs create`
 //!   (needs a standby MDS; pools/fs "already exist").
 //! - `ceph` needs a config: `/etc/ceph/ceph.conf` exists only on nodes that ran `init`
-//!   or created a daemon (reference §2.2), else `--conf /etc/pve/ceph.conf`.
+//!   or created a daemon (pve-manager `PVE::Ceph::Tools::setup_pve_symlinks`), else
+//!   `--conf /etc/pve/ceph.conf`.
 //! - `ceph -s/mon dump/mgr dump/osd tree/mds stat/osd pool ls detail/fs ls -f json`,
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,

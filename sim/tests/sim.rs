@@ -20,7 +20,8 @@ fn run(plan: &Plan, faults: Faults, seed: u64) -> SimReport {
     )
 }
 
-/// Every "done" criterion of scenarios.md, checked on the simulated world.
+/// Every criterion of a finished first boot (cluster, links, Ceph health, daemons, pools,
+/// storages, configuration), checked on the simulated world.
 fn assert_converged(plan: &Plan, r: &SimReport) {
     assert!(
         r.all_done(),
@@ -198,7 +199,7 @@ fn lab_converges_from_fresh_machines() {
         .collect();
     assert_eq!(adds.len(), 2);
     assert!(adds[0].node == "pve2" && adds[1].node == "pve3");
-    // pve3 starts only once pve2 is online (reference §1.6: online + quorate).
+    // pve3 starts only once pve2 is online and the cluster quorate (decide::cluster, eval_join).
     let pve2 = r
         .world
         .cluster

@@ -1,4 +1,5 @@
-//! The simulated tools behave as documented in reference/proxmox.md, driven directly.
+//! The simulated tools, driven directly, behave like the Proxmox commands they stand for
+//! (sources named in `sim/src/flags.rs` and `sim/src/world/`).
 
 use hcikit_firstboot::example;
 use hcikit_sim::{Latencies, World};

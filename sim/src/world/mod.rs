@@ -236,7 +236,9 @@ fn fail(latency_ms: u64, code: i32, stderr: impl Into<String>) -> Reply {
     }
 }
 
-/// A worker task that failed but whose CLI exits 0 (reference §1.8).
+/// A worker task that failed but whose CLI exits 0: a sync CLI worker prints `TASK ERROR:`
+/// and its exit status does not carry the task result (pve-common
+/// `PVE::RESTEnvironment::fork_worker`).
 fn task_error_exit0(latency_ms: u64, msg: &str) -> Reply {
     Reply {
         latency_ms,
