@@ -10,6 +10,19 @@ use crate::plan::{CephInstall, Node, Plan, PlannedStep};
 /// (pve-manager `PVE::API2::Cluster::Notifications`, the `mail-to-root` sendmail target).
 pub const BUILTIN_TARGET: &str = "mail-to-root";
 
+/// The four kinds of step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// Forming the corosync cluster.
+    Cluster,
+    /// The bootstrap ssh key: installed for the join, removed after it.
+    Ssh,
+    /// Ceph packages, daemons, pools and health.
+    Ceph,
+    /// Cluster-wide configuration: options, HA, notifications, realms, mails.
+    Config,
+}
+
 /// One unit of progress of one node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -75,20 +88,41 @@ impl Step {
         }
     }
 
+    /// What the step is about; the agent's evaluators are grouped the same way.
+    pub fn domain(&self) -> Domain {
+        match self {
+            Step::Peers
+            | Step::CorosyncKey
+            | Step::CreateCluster
+            | Step::JoinCluster
+            | Step::ClusterComplete => Domain::Cluster,
+            Step::SshConfig | Step::RevokeBootstrap | Step::DropBootstrapKey => Domain::Ssh,
+            Step::CephPackages
+            | Step::CephInit
+            | Step::Mon
+            | Step::Mgr
+            | Step::Osd(_)
+            | Step::Mds
+            | Step::Pool(_)
+            | Step::CephFs(_)
+            | Step::Health => Domain::Ceph,
+            Step::Options
+            | Step::HaGroup(_)
+            | Step::Smtp(_)
+            | Step::Matcher(_)
+            | Step::DefaultMatcher
+            | Step::Realm(_)
+            | Step::TestMail(_)
+            | Step::ReadyMail => Domain::Config,
+        }
+    }
+
     /// Floating steps (cluster-wide configuration) may run while an earlier step is
     /// blocked. Package installation is not floating: on a joiner it would delay the
-    /// join it is waiting for by the length of the install.
+    /// join it is waiting for by the length of the install. The ready mail is not
+    /// either: it reports the end of the run.
     pub fn floating(&self) -> bool {
-        matches!(
-            self,
-            Step::Options
-                | Step::HaGroup(_)
-                | Step::Smtp(_)
-                | Step::Matcher(_)
-                | Step::DefaultMatcher
-                | Step::Realm(_)
-                | Step::TestMail(_)
-        )
+        self.domain() == Domain::Config && *self != Step::ReadyMail
     }
 }
 

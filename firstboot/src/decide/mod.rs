@@ -20,6 +20,7 @@ use crate::observe::{
 };
 use crate::plan::{CephInstall, Node, Plan};
 use crate::state::State;
+use crate::steps::Domain;
 pub use crate::steps::{steps_for, Step};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -389,30 +390,11 @@ impl Ctx<'_> {
     }
 
     fn eval(&self, step: &Step) -> Eval {
-        match step {
-            Step::Peers
-            | Step::CorosyncKey
-            | Step::CreateCluster
-            | Step::JoinCluster
-            | Step::ClusterComplete => self.eval_cluster(step),
-            Step::SshConfig | Step::RevokeBootstrap | Step::DropBootstrapKey => self.eval_ssh(step),
-            Step::CephPackages
-            | Step::CephInit
-            | Step::Mon
-            | Step::Mgr
-            | Step::Osd(_)
-            | Step::Mds
-            | Step::Pool(_)
-            | Step::CephFs(_)
-            | Step::Health => self.eval_ceph(step),
-            Step::Options
-            | Step::HaGroup(_)
-            | Step::Smtp(_)
-            | Step::Matcher(_)
-            | Step::DefaultMatcher
-            | Step::Realm(_)
-            | Step::TestMail(_)
-            | Step::ReadyMail => self.eval_config(step),
+        match step.domain() {
+            Domain::Cluster => self.eval_cluster(step),
+            Domain::Ssh => self.eval_ssh(step),
+            Domain::Ceph => self.eval_ceph(step),
+            Domain::Config => self.eval_config(step),
         }
     }
 }
