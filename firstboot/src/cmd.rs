@@ -70,9 +70,10 @@ impl Finished {
 /// How often a process with a timeout is checked for having exited.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs `cmd` to completion: stdout and stderr piped and drained on threads (so a chatty
-/// program cannot block on a full pipe), `stdin` fed when given (else `/dev/null`), and
-/// killed after `timeout`. `Err` only when it could not be started.
+/// Runs `cmd` to completion: stdout and stderr always piped (any redirection the caller
+/// set is replaced) and drained on threads (so a chatty program cannot block on a full
+/// pipe), `stdin` fed when given (else `/dev/null`), and killed after `timeout`. `Err`
+/// only when it could not be started.
 pub fn execute(
     cmd: &mut Command,
     stdin: Option<&[u8]>,
@@ -142,13 +143,21 @@ pub fn execute(
 pub fn run(cmd: &mut Command, hint: Option<&str>) -> Result<Finished> {
     let line = display(cmd);
     tracing::debug!(command = %line, "running");
-    let out = execute(cmd, None, None)
+    // `output()` captures stdout and stderr unless the caller redirected them (an
+    // `xz -dc` into a file, say), which `execute` would override.
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
         .map_err(|e| spawn_error(e, cmd.get_program(), hint))
         .with_context(|| format!("running `{line}`"))?;
-    if let Some(st) = out.status.filter(|s| !s.success()) {
-        bail!("`{line}` failed ({st}): {}", tail(&out.stderr));
+    if !out.status.success() {
+        bail!("`{line}` failed ({}): {}", out.status, tail(&out.stderr));
     }
-    Ok(out)
+    Ok(Finished {
+        status: Some(out.status),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 /// Like [`run`] but returns stdout as a string.
