@@ -103,7 +103,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__build)
-            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --seed --templates --verbose --help --version"
+            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --installer --seed --templates --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -63,6 +63,7 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l agent -d 'The hc
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l seed -d 'The cluster\'s secrets seed (created with mode 0600 if missing, never overwritten). Default: <spec dir>/<cluster>.secrets-seed' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l templates -d 'A folder of templates that replace the built-in ones file by file' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l fleet -d 'One image that carries every node\'s files; each machine picks its own at first boot'
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l installer -d 'One USB installer stick for every node (`<cluster>-installer.img`) instead of the node images: it boots, finds its node by MAC and writes that node\'s install-disk'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s V -l version -d 'Print version'

@@ -82,6 +82,7 @@ _arguments "${_arguments_options[@]}" : \
 '--seed=[The cluster'\''s secrets seed (created with mode 0600 if missing, never overwritten). Default\: <spec dir>/<cluster>.secrets-seed]:FILE:_files' \
 '--templates=[A folder of templates that replace the built-in ones file by file]:DIR:_files' \
 '--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
+'(--fleet --node)--installer[One USB installer stick for every node (\`<cluster>-installer.img\`) instead of the node images\: it boots, finds its node by MAC and writes that node'\''s install-disk]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \

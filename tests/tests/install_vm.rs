@@ -347,7 +347,7 @@ fn run_install_tier() -> Result<()> {
     let plan = hcikit::load(&spec)
         .map_err(|e| anyhow::anyhow!("{e:#}"))?
         .plan;
-    let base = hcikit::base::ensure_base(&plan, &cache)?;
+    let base = hcikit::image::base::ensure_base(&plan, &cache)?;
     let t = Instant::now();
     hcikit(&[
         "build",

@@ -292,107 +292,88 @@ pub fn manifest(plan: &Plan, stick: &Guids, policy: &Policy, nodes: Vec<NodePayl
     }
 }
 
-/// Everything the stick is made of, from the build.
-pub struct StickInput<'a> {
-    pub plan: &'a Plan,
-    /// Every node's file set (rendered files and keys).
-    pub files: &'a BTreeMap<String, Vec<crate::render::files::NodeFile>>,
-    /// The node images' layout.
-    pub layout: &'a Layout,
-    pub root_ext4: &'a std::path::Path,
-    pub root_ranges: &'a [Range],
-    /// The root's zstd frame, for `--format zst`.
-    pub root_zst: Option<&'a std::path::Path>,
-    pub boot: &'a super::esp::BootFiles,
-    pub epoch: u64,
-    pub policy: Policy,
-    /// Per node (in plan order): the spec allows erasing its install disk's data.
-    pub wipe: Vec<bool>,
-}
-
-/// What was written, for the build manifest and `SHA256SUMS`.
-#[derive(Debug, Clone)]
-pub struct StickOutput {
-    pub file: String,
-    pub bmap: String,
-    pub bmap_sha256: String,
-    /// Of the image file as written (`.img` holes as zeros, or `.img.zst`).
-    pub sha256: String,
-    pub size: u64,
-    pub guids: Guids,
-    /// Bytes of the ESP's files (per node payloads included).
-    pub esp_content: u64,
-}
-
 /// zstd level of the node payload files on the stick.
 const PAYLOAD_ZSTD_LEVEL: i32 = 3;
 
-/// Builds the stick's ESP file set: boot files, the Plan, and each node's payload.
-pub fn stick_esp_files(input: &StickInput, stick: &Guids) -> Result<BTreeMap<String, Vec<u8>>> {
-    use super::esp;
+/// The stick's ESP file set: boot files, the Plan, and each node's payload, cut from the
+/// node image exactly as `hcikit build` makes it (the same [`super::DiskEnds`]).
+fn stick_esp_files(
+    input: &super::BuildInput,
+    layout: &Layout,
+    root: &super::root::Root,
+    boot: &super::esp::BootFiles,
+    stick: &Guids,
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let plan = input.plan;
-    let layout = input.layout;
+    let epoch = root.meta.epoch;
     let mut files = BTreeMap::new();
     let mut nodes = Vec::new();
     for (i, n) in plan.nodes.iter().enumerate() {
-        let guids = Guids::for_node(&plan.cluster.name, &n.name);
-        let mine = BTreeMap::from([(n.name.clone(), input.files.get(&n.name).cloned().unwrap_or_default())]);
-        let contents = esp::esp_contents(plan, &esp::Identity::Node(&n.name), &mine, &guids.root, input.boot, input.epoch)?;
-        let table = disk::partition_table(layout, &guids)?;
-        let mut head = vec![0u8; layout.root_start as usize];
-        head[..table.head.len()].copy_from_slice(&table.head);
-        let es = layout.esp_start as usize;
-        esp::write_fat_into(
-            &mut head[es..es + layout.esp_size as usize],
-            esp::volume_id(&format!("{}/{}", plan.cluster.name, n.name)),
-            &contents,
-            input.epoch,
-        )
-        .map_err(|e| e.context(format!("writing the ESP of {}", n.name)))?;
-        let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
-        let tl = tail.len();
-        tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
-        let cut = cut_node(layout, &head, input.root_ranges, &tail)?;
-        let wipe = input.wipe.get(i).copied().unwrap_or(false);
-        let payload = node_payload(plan, i, layout, &cut, stick, wipe);
+        let target = (
+            n.name.clone(),
+            super::esp::Identity::Node(&n.name),
+            Guids::for_node(&plan.cluster.name, &n.name),
+        );
+        let ends = super::DiskEnds::new(input, layout, boot, epoch, &target)?;
+        let cut = cut_node(layout, &ends.head, &root.meta.ranges, &ends.tail)?;
+        let payload = node_payload(plan, i, layout, &cut, stick, n.install_wipe);
         let (bmap, head_f, tail_f) = payload_files(&n.name);
-        files.insert(head_f, zstd::bulk::compress(&cut.head_stream, PAYLOAD_ZSTD_LEVEL)?);
-        files.insert(tail_f, zstd::bulk::compress(&cut.tail_stream, PAYLOAD_ZSTD_LEVEL)?);
+        files.insert(
+            head_f,
+            zstd::bulk::compress(&cut.head_stream, PAYLOAD_ZSTD_LEVEL)?,
+        );
+        files.insert(
+            tail_f,
+            zstd::bulk::compress(&cut.tail_stream, PAYLOAD_ZSTD_LEVEL)?,
+        );
         files.insert(bmap, cut.bmap.into_bytes());
         nodes.push(payload);
     }
-    let m = manifest(plan, stick, &input.policy, nodes);
+    let policy = Policy {
+        after_install: plan.image.after_install.as_str().to_string(),
+        confirm_secs: plan.image.install_confirm_secs,
+    };
+    let m = manifest(plan, stick, &policy, nodes);
     let mut mj = serde_json::to_vec_pretty(&m)?;
     mj.push(b'\n');
     files.insert(MANIFEST.into(), mj);
     let mut pj = serde_json::to_vec_pretty(plan)?;
     pj.push(b'\n');
     files.insert(layout::ESP_PLAN.into(), pj);
-    files.insert("EFI/BOOT/BOOTX64.EFI".into(), input.boot.systemd_boot.clone());
-    files.insert("EFI/systemd/systemd-bootx64.efi".into(), input.boot.systemd_boot.clone());
-    files.insert(esp::KERNEL.into(), input.boot.kernel.clone());
-    files.insert(esp::INITRD.into(), input.boot.initrd.clone());
-    files.extend(loader_files(plan, &stick.root, &input.boot.version));
+    files.insert("EFI/BOOT/BOOTX64.EFI".into(), boot.systemd_boot.clone());
+    files.insert(
+        "EFI/systemd/systemd-bootx64.efi".into(),
+        boot.systemd_boot.clone(),
+    );
+    files.insert(super::esp::KERNEL.into(), boot.kernel.clone());
+    files.insert(super::esp::INITRD.into(), boot.initrd.clone());
+    files.extend(loader_files(plan, &stick.root, &boot.version));
     files.insert(
         format!("{LOGS_DIR}/README.txt"),
-        b"hcikit: the installer leaves one log per run here, named <node>-<date>-<time>.log.\r\n".to_vec(),
+        b"hcikit: the installer leaves one log per run here, named <node>-<date>-<time>.log.\r\n"
+            .to_vec(),
     );
     Ok(files)
 }
 
 /// Writes `<cluster>-installer.img` (or `.img.zst`) and its bmap into `staged`.
-pub fn write_stick(
-    input: &StickInput,
-    zst: bool,
+pub(super) fn build_stick(
+    input: &super::BuildInput,
+    opts: &super::BuildOptions,
+    layout: &Layout,
+    root: &super::root::Root,
     staged: &mut output::Staged,
-    mut progress: impl FnMut(u64),
-) -> Result<StickOutput> {
+) -> Result<super::ImageInfo> {
     use sha2::Digest;
     let plan = input.plan;
+    let t = opts
+        .progress
+        .task("installer stick", Some(root.mapped_bytes()));
+    let boot = root.boot_files()?;
     let stick = stick_guids(&plan.cluster.name);
-    let files = stick_esp_files(input, &stick)?;
+    let files = stick_esp_files(input, layout, root, &boot, &stick)?;
     let esp_content: u64 = files.values().map(|v| v.len() as u64).sum();
-    let sl = stick_layout(input.layout, esp_size_for(esp_content))?;
+    let sl = stick_layout(layout, esp_size_for(esp_content))?;
     let table = disk::partition_table_named(&sl, &stick, [STICK_ESP_NAME, STICK_ROOT_NAME])?;
     let mut head = vec![0u8; sl.root_start as usize];
     head[..table.head.len()].copy_from_slice(&table.head);
@@ -401,45 +382,55 @@ pub fn write_stick(
         &mut head[es..es + sl.esp_size as usize],
         super::esp::volume_id(&format!("{}/installer", plan.cluster.name)),
         &files,
-        input.epoch,
+        root.meta.epoch,
     )
     .map_err(|e| e.context("writing the installer stick's ESP"))?;
     let mut tail = vec![0u8; (sl.disk_size - sl.root_end()) as usize];
     let tl = tail.len();
     tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
+    let root_ext4 = root.ext4();
     let parts = output::ImageParts {
         disk_size: sl.disk_size,
         head: &head,
         root_start: sl.root_start,
-        root_file: input.root_ext4,
+        root_file: &root_ext4,
         root_size: sl.root_size,
-        root_ranges: input.root_ranges,
+        root_ranges: &root.meta.ranges,
         tail: &tail,
     };
     let name = image_name(&plan.cluster.name);
-    let (file, sha256) = if zst {
-        let root_zst = input.root_zst.ok_or_else(|| anyhow::anyhow!("the root's zstd frame is missing"))?;
-        let file = format!("{name}.zst");
-        let (f, tmp) = staged.create(&file, 0o600)?;
-        parts.write_zst(&f, root_zst, PAYLOAD_ZSTD_LEVEL)?;
-        (file, output::sha256_file(&tmp)?)
-    } else {
-        let (f, _) = staged.create(&name, 0o600)?;
-        parts.write_raw(&f, &mut progress)?;
-        (name.clone(), parts.sha256()?)
+    let (file, sha256) = match opts.format {
+        super::Format::Zst => {
+            let file = format!("{name}.zst");
+            let (f, tmp) = staged.create(&file, 0o600)?;
+            parts.write_zst(&f, &root.zst(), PAYLOAD_ZSTD_LEVEL)?;
+            (file, output::sha256_file(&tmp)?)
+        }
+        super::Format::Raw => {
+            let (f, _) = staged.create(&name, 0o600)?;
+            parts.write_raw(&f, |n| t.inc(n))?;
+            (name.clone(), parts.sha256()?)
+        }
     };
     let bmap_name = format!("{name}.bmap");
     let (mut bf, _) = staged.create(&bmap_name, 0o644)?;
     let bmap = super::bmap::bmap_xml(sl.disk_size, &parts.ranges());
     std::io::Write::write_all(&mut bf, bmap.as_bytes())?;
-    Ok(StickOutput {
+    t.finish(&format!(
+        "{} of payloads for {} nodes",
+        crate::units::human_size(esp_content),
+        plan.nodes.len()
+    ));
+    Ok(super::ImageInfo {
+        node: "installer".into(),
         file,
         bmap: bmap_name,
         bmap_sha256: hex::encode(sha2::Sha256::digest(bmap.as_bytes())),
         sha256,
         size: sl.disk_size,
-        guids: stick,
-        esp_content,
+        disk_guid: stick.disk.to_string(),
+        esp_partuuid: stick.esp.to_string(),
+        root_partuuid: stick.root.to_string(),
     })
 }
 

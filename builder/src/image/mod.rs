@@ -68,6 +68,9 @@ pub struct BuildOptions {
     pub overlays: PathBuf,
     /// One image carrying every node's files instead of one image per node.
     pub fleet: bool,
+    /// The USB installer stick for every node (`<cluster>-installer.img`) instead of node
+    /// images.
+    pub installer: bool,
     /// `SOURCE_DATE_EPOCH`; when absent, the newest mtime in the base archive.
     pub epoch: Option<u64>,
     pub progress: Progress,
@@ -250,14 +253,24 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
         ensure_root_zst(&root, &layout, opts)?;
     }
     let mut staged = Staged::new(&opts.out_dir);
-    let images = write_images(
-        input,
-        opts,
-        &layout,
-        &root,
-        &targets(plan, &nodes, opts.fleet),
-        &mut staged,
-    )?;
+    let images = if opts.installer {
+        vec![installer::build_stick(
+            input,
+            opts,
+            &layout,
+            &root,
+            &mut staged,
+        )?]
+    } else {
+        write_images(
+            input,
+            opts,
+            &layout,
+            &root,
+            &targets(plan, &nodes, opts.fleet),
+            &mut staged,
+        )?
+    };
     let manifest = Manifest::new(input, opts, inputs, key, layout, &root, images)?;
     write_manifest(&mut staged, &manifest)?;
     staged.commit()?;

@@ -370,7 +370,11 @@ mod tests {
         )
         .unwrap();
         let o = observe(r, &["aaaa-bbbb".to_string()]).unwrap();
-        assert_eq!(o.disks.len(), 2, "loop devices and hidden NVMe paths are ignored");
+        assert_eq!(
+            o.disks.len(),
+            2,
+            "loop devices and hidden NVMe paths are ignored"
+        );
         let nvme = &o.disks[0];
         assert_eq!(
             (nvme.name.as_str(), nvme.size, nvme.serial.as_str()),

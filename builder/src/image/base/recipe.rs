@@ -40,6 +40,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "dosfstools",
     "zstd",
     "ca-certificates",
+    // The USB installer sets the installed disk's UEFI boot entry with it.
+    "efibootmgr",
 ];
 
 /// What "Install Proxmox VE on Debian 12 Bookworm" installs (kernel first, then
@@ -55,6 +57,7 @@ pub const PROXMOX_PACKAGES: &[&str] = &[
     "openssh-server",
     "dosfstools",
     "zstd",
+    "efibootmgr",
 ];
 
 /// The Ceph packages `pveceph install` would add, pre-installed so first boot needs no

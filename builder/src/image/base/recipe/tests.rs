@@ -134,7 +134,7 @@ fn debian_recipe_is_pinned() {
     expected.push(
         "--include=linux-image-amd64,systemd,systemd-sysv,systemd-boot-efi,udev,dbus,ifupdown2,\
          openssh-server,chrony,corosync,iproute2,iputils-ping,netbase,procps,tzdata,kmod,\
-         util-linux,fdisk,gdisk,e2fsprogs,dosfstools,zstd,ca-certificates,htop"
+         util-linux,fdisk,gdisk,e2fsprogs,dosfstools,zstd,ca-certificates,efibootmgr,htop"
             .into(),
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
@@ -195,7 +195,7 @@ Components: no-subscription
     expected.extend(DPKG_FILTERS.iter().map(|s| s.to_string()));
     expected.push(
         "--include=proxmox-default-kernel,proxmox-ve,postfix,open-iscsi,chrony,systemd-boot-efi,\
-         ifupdown2,openssh-server,dosfstools,zstd,ceph,ceph-common,ceph-mds,ceph-fuse,gdisk"
+         ifupdown2,openssh-server,dosfstools,zstd,efibootmgr,ceph,ceph-common,ceph-mds,ceph-fuse,gdisk"
             .into(),
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
