@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Bumped when the root's construction changes, so old cache entries are not reused.
-const ROOT_RECIPE: u32 = 1;
+const ROOT_RECIPE: u32 = 2;
 /// zstd level for every frame.
 const ZSTD_LEVEL: i32 = 3;
 /// Cache entries kept besides the one in use.
@@ -384,12 +384,22 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
                 epoch,
             )
             .with_context(|| format!("writing the ESP of {name}"))?;
+            // Everything before the ESP (the GPT and its zero entries) and the ESP's
+            // metadata are mapped, so a flash overwrites what a used disk held there.
+            let mut keep = vec![(0, layout.esp_start)];
+            keep.extend(
+                esp::metadata_extents(&head[es..es + layout.esp_size as usize])?
+                    .into_iter()
+                    .map(|(s, e)| (layout.esp_start + s, layout.esp_start + e)),
+            );
+            let head_keep = output::Keep::new(keep);
             let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
             let tl = tail.len();
             tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
             let parts = ImageParts {
                 disk_size: layout.disk_size,
                 head: &head,
+                head_keep: &head_keep,
                 root_start: layout.root_start,
                 root_file: &root_ext4,
                 root_size: layout.root_size,
@@ -448,6 +458,7 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
                         ImageParts {
                             disk_size: layout.disk_size,
                             head: &head,
+                            head_keep: &head_keep,
                             root_start: layout.root_start,
                             root_file: root_ext4,
                             root_size: layout.root_size,
@@ -683,7 +694,11 @@ fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> R
             e
         }
     })?;
-    let ranges = output::file_ranges(&ext_path)?;
+    // Every block the file system uses is mapped, zeros included (inode tables, journal,
+    // empty directory blocks, zero pages of files): a flash onto a used disk must not
+    // leave what the disk held there.
+    let used = output::Keep::new(ext4::used_extents(&ext_path)?);
+    let ranges = output::file_ranges_keeping(&ext_path, &used)?;
     t.finish("done");
     Ok(RootMeta {
         key: key.to_string(),

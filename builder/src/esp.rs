@@ -329,6 +329,53 @@ fn fix_fat32_dirs(buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// Byte intervals of a FAT32 volume written by [`write_fat_into`] that a copy onto a used
+/// disk must write even where they are zeros: the reserved area and both FATs (free
+/// entries are zeros, and stale bytes there read as chains) and every allocated cluster
+/// (an empty directory cluster is zeros; a file may hold zero blocks). Free clusters are
+/// left out: no FAT entry points at them.
+pub fn metadata_extents(buf: &[u8]) -> Result<Vec<(u64, u64)>> {
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([buf[o], buf[o + 1]]));
+    let u32_at = |o: usize| {
+        u64::from(u32::from_le_bytes([
+            buf[o],
+            buf[o + 1],
+            buf[o + 2],
+            buf[o + 3],
+        ]))
+    };
+    anyhow::ensure!(buf.len() >= 512, "the ESP is shorter than a boot sector");
+    let bps = u16_at(11);
+    let spc = u64::from(buf[13]);
+    let reserved = u16_at(14);
+    let fats = u64::from(buf[16]);
+    let fat_sectors = u32_at(36);
+    let total = u32_at(32).max(u16_at(19));
+    anyhow::ensure!(
+        bps >= 512 && spc > 0 && fats > 0 && u16_at(22) == 0,
+        "the ESP is not a FAT32 volume"
+    );
+    let data_start = (reserved + fats * fat_sectors) * bps;
+    let cluster = bps * spc;
+    let len = (total * bps).min(buf.len() as u64);
+    anyhow::ensure!(data_start <= len, "the ESP's FATs run past its end");
+    let mut out = vec![(0, data_start)];
+    let fat_start = (reserved * bps) as usize;
+    let clusters = (len - data_start) / cluster;
+    for c in 2..clusters + 2 {
+        let o = fat_start + 4 * c as usize;
+        if o + 4 > data_start as usize {
+            break;
+        }
+        let entry = u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) & 0x0FFF_FFFF;
+        if entry != 0 {
+            let at = data_start + (c - 2) * cluster;
+            out.push((at, at + cluster));
+        }
+    }
+    Ok(out)
+}
+
 fn write_files<T: fatfs::ReadWriteSeek>(
     fs: &fatfs::FileSystem<T>,
     files: &BTreeMap<String, Vec<u8>>,

@@ -110,6 +110,59 @@ pub fn make(tar: &Path, out: &Path, p: &Ext4Params, work: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Byte intervals `[start, end)` of the blocks the file system at `path` uses (allocated
+/// in its block bitmaps: metadata, journal, inode tables and file data), read with
+/// `dumpe2fs`, which also accounts for groups whose bitmaps are not initialised.
+pub fn used_extents(path: &Path) -> Result<Vec<(u64, u64)>> {
+    let out = cmd::run(Command::new("dumpe2fs").arg(path), Some(PACKAGE))
+        .with_context(|| format!("reading the block bitmaps of {}", path.display()))?;
+    parse_used_extents(&String::from_utf8_lossy(&out.stdout))
+        .with_context(|| format!("reading the dumpe2fs output for {}", path.display()))
+}
+
+/// The used blocks from `dumpe2fs` output: the complement of the groups' `Free blocks:`
+/// lists within `Block count`, in bytes of `Block size`.
+pub fn parse_used_extents(text: &str) -> Result<Vec<(u64, u64)>> {
+    let header = |key: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .with_context(|| format!("no {key:?} line"))
+    };
+    let count = header("Block count:")?;
+    let size = header("Block size:")?;
+    let mut free = Vec::new();
+    // Per-group lines are indented; the header's `Free blocks:` total is not.
+    for l in text.lines().filter(|l| l.starts_with(char::is_whitespace)) {
+        let Some(list) = l.trim().strip_prefix("Free blocks:") else {
+            continue;
+        };
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (a, b) = item.split_once('-').unwrap_or((item, item));
+            let (a, b): (u64, u64) = (
+                a.parse()
+                    .with_context(|| format!("bad free range {item:?}"))?,
+                b.parse()
+                    .with_context(|| format!("bad free range {item:?}"))?,
+            );
+            anyhow::ensure!(a <= b && b < count, "free range {item:?} out of bounds");
+            free.push((a, b + 1));
+        }
+    }
+    free.sort();
+    let mut used = Vec::new();
+    let mut pos = 0;
+    for (a, b) in free {
+        if a > pos {
+            used.push((pos * size, a * size));
+        }
+        pos = pos.max(b);
+    }
+    if pos < count {
+        used.push((pos * size, count * size));
+    }
+    Ok(used)
+}
+
 /// Staging-directory fallback for mke2fs < 1.47.1.
 fn extract(tar: &Path, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
@@ -141,5 +194,44 @@ mod tests {
         assert_eq!(parse_version("mke2fs 1.46-WIP (x)"), Some((1, 46, 0)));
         assert_eq!(parse_version("garbage"), None);
         assert!(reads_tar((1, 47, 1)) && reads_tar((1, 48, 0)) && !reads_tar((1, 47, 0)));
+    }
+
+    #[test]
+    fn used_blocks_are_the_complement_of_the_free_lists() {
+        let text = "Block count:              100\nFree blocks:              60\n\
+                    Block size:               4096\n\nGroup 0: (Blocks 0-49)\n  \
+                    Free blocks: 10-19, 30\nGroup 1: (Blocks 50-99)\n  Free blocks: 50-97\n";
+        assert_eq!(
+            parse_used_extents(text).unwrap(),
+            [
+                (0, 10 * 4096),
+                (20 * 4096, 30 * 4096),
+                (31 * 4096, 50 * 4096),
+                (98 * 4096, 100 * 4096)
+            ]
+        );
+        assert!(parse_used_extents("Block size: 4096\n").is_err());
+    }
+
+    #[test]
+    fn a_new_file_system_uses_its_metadata_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        cmd::run(
+            Command::new("mke2fs")
+                .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
+                .arg(&img),
+            Some(PACKAGE),
+        )
+        .unwrap();
+        let used = used_extents(&img).unwrap();
+        // The superblock's block is used; most of an empty file system is not.
+        assert_eq!(used[0].0, 0);
+        let total: u64 = used.iter().map(|(s, e)| e - s).sum();
+        assert!(total > 0 && total < 16 << 20, "{used:?}");
     }
 }

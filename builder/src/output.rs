@@ -39,92 +39,135 @@ impl Range {
     }
 }
 
+/// Hashed runs of consecutive mapped blocks, built block by block in increasing order.
+#[derive(Default)]
+struct Runs {
+    out: Vec<Range>,
+    cur: Option<(u64, u64, Sha256)>,
+}
+
+impl Runs {
+    fn push(&mut self, block: u64, bytes: &[u8]) {
+        match &mut self.cur {
+            Some((_, last, h)) if *last + 1 == block => {
+                h.update(bytes);
+                *last = block;
+            }
+            _ => {
+                self.flush();
+                let mut h = Sha256::new();
+                h.update(bytes);
+                self.cur = Some((block, block, h));
+            }
+        }
+    }
+    fn flush(&mut self) {
+        if let Some((first, last, h)) = self.cur.take() {
+            self.out.push(Range {
+                first,
+                last,
+                sha256: hex::encode(h.finalize()),
+            });
+        }
+    }
+    fn finish(mut self) -> Vec<Range> {
+        self.flush();
+        self.out
+    }
+}
+
+/// Byte intervals `[start, end)` sorted and merged, for block-membership tests.
+#[derive(Debug, Clone, Default)]
+pub struct Keep(Vec<(u64, u64)>);
+
+impl Keep {
+    pub fn new(mut v: Vec<(u64, u64)>) -> Keep {
+        v.retain(|(s, e)| s < e);
+        v.sort();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        Keep(out)
+    }
+    /// Whether any byte of `[start, end)` is kept.
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let i = self.0.partition_point(|(_, e)| *e <= start);
+        self.0.get(i).is_some_and(|(s, _)| *s < end)
+    }
+    pub fn intervals(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+}
+
 /// Runs of non-zero blocks of an in-memory region, with their checksums; block numbers
 /// start at `first_block`.
 pub fn nonzero_ranges(bytes: &[u8], first_block: u64) -> Vec<Range> {
-    let mut out = Vec::new();
-    let mut run: Option<(u64, Sha256)> = None;
+    mapped_ranges(bytes, first_block, &Keep::default())
+}
+
+/// Runs of the blocks of an in-memory region that hold data or that `keep` (byte
+/// intervals of `bytes`) marks as metadata: a zero block of a partition table or a file
+/// system's allocation tables means something, and a disk flashed with this map must get
+/// it written over whatever the disk held before.
+pub fn mapped_ranges(bytes: &[u8], first_block: u64, keep: &Keep) -> Vec<Range> {
+    let mut runs = Runs::default();
     let n = bytes.len().div_ceil(BLOCK as usize);
     for i in 0..n {
-        let chunk = &bytes[i * BLOCK as usize..((i + 1) * BLOCK as usize).min(bytes.len())];
+        let (s, e) = (
+            i * BLOCK as usize,
+            ((i + 1) * BLOCK as usize).min(bytes.len()),
+        );
+        let chunk = &bytes[s..e];
         // A slice compare is a memcmp, fast even in unoptimised test builds.
-        let zero = chunk == &ZEROS[..chunk.len()];
-        match (&mut run, zero) {
-            (Some((_, h)), false) => h.update(chunk),
-            (None, false) => {
-                let mut h = Sha256::new();
-                h.update(chunk);
-                run = Some((i as u64, h));
-            }
-            (Some(_), true) => {
-                let (start, h) = run.take().expect("run is some");
-                out.push(Range {
-                    first: first_block + start,
-                    last: first_block + i as u64 - 1,
-                    sha256: hex::encode(h.finalize()),
-                });
-            }
-            (None, true) => {}
+        if chunk != &ZEROS[..chunk.len()] || keep.touches(s as u64, e as u64) {
+            runs.push(first_block + i as u64, chunk);
         }
     }
-    if let Some((start, h)) = run {
-        out.push(Range {
-            first: first_block + start,
-            last: first_block + n as u64 - 1,
-            sha256: hex::encode(h.finalize()),
-        });
-    }
-    out
+    runs.finish()
 }
 
 /// Data runs of a (sparse) file: holes found with `SEEK_DATA`/`SEEK_HOLE`, then zero
 /// blocks inside the data skipped too, so the result does not depend on how the file
 /// system stored it.
 pub fn file_ranges(path: &Path) -> Result<Vec<Range>> {
+    file_ranges_keeping(path, &Keep::default())
+}
+
+/// Like [`file_ranges`], but blocks touching `keep` (byte intervals of the file) are
+/// mapped even when they are zeros or holes.
+pub fn file_ranges_keeping(path: &Path, keep: &Keep) -> Result<Vec<Range>> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let len = f.metadata()?.len();
-    let mut out = Vec::new();
+    let mut wanted: Vec<(u64, u64)> = data_extents(&f, len)?;
+    wanted.extend(keep.intervals().iter().copied());
+    let wanted = Keep::new(
+        wanted
+            .into_iter()
+            .map(|(s, e)| (s / BLOCK * BLOCK, (e.div_ceil(BLOCK) * BLOCK).min(len)))
+            .collect(),
+    );
+    let mut runs = Runs::default();
     let mut buf = vec![0u8; 8 << 20];
-    for (start, end) in data_extents(&f, len)? {
-        let start = start / BLOCK * BLOCK;
-        let end = end.div_ceil(BLOCK) * BLOCK;
+    for &(start, end) in wanted.intervals() {
         let mut pos = start;
-        while pos < end.min(len) {
-            let n = ((end.min(len) - pos) as usize).min(buf.len());
-            f.read_exact_at(&mut buf[..n], pos)?;
-            for r in nonzero_ranges(&buf[..n], pos / BLOCK) {
-                match out.last_mut() {
-                    // Runs that continue across our read chunks are joined below.
-                    Some(prev) if continues(prev, &r) => {
-                        let merged = join(&f, prev, &r)?;
-                        *prev = merged;
-                    }
-                    _ => out.push(r),
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            f.read_exact_at(&mut buf[..n], pos)
+                .with_context(|| format!("reading {}", path.display()))?;
+            for (i, chunk) in buf[..n].chunks(BLOCK as usize).enumerate() {
+                let at = pos + (i as u64) * BLOCK;
+                if chunk != &ZEROS[..chunk.len()] || keep.touches(at, at + chunk.len() as u64) {
+                    runs.push(at / BLOCK, chunk);
                 }
             }
             pos += n as u64;
         }
     }
-    Ok(out)
-}
-
-fn continues(prev: &Range, next: &Range) -> bool {
-    prev.last + 1 == next.first
-}
-
-/// Re-hashes a joined run from the file (rare: only at 8 MiB read boundaries).
-fn join(f: &File, a: &Range, b: &Range) -> Result<Range> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; BLOCK as usize];
-    for blk in a.first..=b.last {
-        f.read_exact_at(&mut buf, blk * BLOCK)?;
-        h.update(&buf);
-    }
-    Ok(Range {
-        first: a.first,
-        last: b.last,
-        sha256: hex::encode(h.finalize()),
-    })
+    Ok(runs.finish())
 }
 
 /// `(start, end)` byte extents holding data, by `SEEK_DATA`/`SEEK_HOLE`; the whole file
@@ -149,8 +192,8 @@ fn data_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// Copies the given block ranges of `src` into `dst` at byte offset `at`, leaving holes
-/// elsewhere.
+/// Copies the given block ranges of `src` into `dst` (a new, sparse file) at byte offset
+/// `at`, leaving holes elsewhere.
 pub fn copy_ranges(
     src: &Path,
     ranges: &[Range],
@@ -166,7 +209,12 @@ pub fn copy_ranges(
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
             f.read_exact_at(&mut buf[..n], pos)?;
-            dst.write_all_at(&buf[..n], at + pos)?;
+            // Mapped zero blocks stay holes: `dst` reads as zeros there already.
+            for (i, chunk) in buf[..n].chunks(BLOCK as usize).enumerate() {
+                if chunk != &ZEROS[..chunk.len()] {
+                    dst.write_all_at(chunk, at + pos + (i as u64) * BLOCK)?;
+                }
+            }
             progress(n as u64);
             pos += n as u64;
         }
@@ -179,6 +227,9 @@ pub struct ImageParts<'a> {
     pub disk_size: u64,
     /// Bytes `[0, head.len())`.
     pub head: &'a [u8],
+    /// Byte intervals of `head` mapped even where zero: the partition table area and the
+    /// ESP's metadata and allocated clusters (see [`crate::esp::metadata_extents`]).
+    pub head_keep: &'a Keep,
     pub root_start: u64,
     pub root_file: &'a Path,
     pub root_size: u64,
@@ -188,17 +239,20 @@ pub struct ImageParts<'a> {
 }
 
 impl ImageParts<'_> {
-    /// The bmap ranges of the whole image: head and tail scanned, root ranges shifted.
+    /// The bmap ranges of the whole image: the head's data and metadata, the root's
+    /// ranges shifted, and the whole tail (it ends in the backup GPT, whose zero entries
+    /// count as much as the others).
     pub fn ranges(&self) -> Vec<Range> {
-        let mut r = nonzero_ranges(self.head, 0);
+        let mut r = mapped_ranges(self.head, 0, self.head_keep);
         r.extend(
             self.root_ranges
                 .iter()
                 .map(|x| x.shifted(self.root_start / BLOCK)),
         );
-        r.extend(nonzero_ranges(
+        r.extend(mapped_ranges(
             self.tail,
             (self.root_start + self.root_size) / BLOCK,
+            &Keep::new(vec![(0, self.tail.len() as u64)]),
         ));
         r
     }
@@ -459,6 +513,34 @@ mod tests {
             hex::encode(Sha256::digest(&b[..2 * BLOCK as usize]))
         );
         assert!(nonzero_ranges(&[0; 9000], 0).is_empty());
+    }
+
+    #[test]
+    fn kept_zero_blocks_are_mapped() {
+        let mut b = vec![0u8; 6 * BLOCK as usize];
+        b[5 * BLOCK as usize] = 9;
+        // Bytes 100..200 touch block 0; 3 * BLOCK - 1 .. 3 * BLOCK + 1 touches 2 and 3.
+        let keep = Keep::new(vec![(3 * BLOCK - 1, 3 * BLOCK + 1), (100, 200), (150, 160)]);
+        assert_eq!(keep.intervals(), [(100, 200), (3 * BLOCK - 1, 3 * BLOCK + 1)]);
+        let spans: Vec<_> = mapped_ranges(&b, 10, &keep)
+            .iter()
+            .map(|r| (r.first, r.last))
+            .collect();
+        assert_eq!(spans, [(10, 10), (12, 13), (15, 15)]);
+        assert!(!keep.touches(200, BLOCK) && keep.touches(0, 101));
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = create_private(&p).unwrap();
+        f.set_len(8 * BLOCK).unwrap();
+        f.write_all_at(&[1], 7 * BLOCK).unwrap();
+        let r = file_ranges_keeping(&p, &Keep::new(vec![(BLOCK, 3 * BLOCK)])).unwrap();
+        let spans: Vec<_> = r.iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(spans, [(1, 2), (7, 7)]);
+        assert_eq!(
+            r[0].sha256,
+            hex::encode(Sha256::digest(vec![0u8; 2 * BLOCK as usize]))
+        );
     }
 
     #[test]
