@@ -521,7 +521,10 @@ mod tests {
         b[5 * BLOCK as usize] = 9;
         // Bytes 100..200 touch block 0; 3 * BLOCK - 1 .. 3 * BLOCK + 1 touches 2 and 3.
         let keep = Keep::new(vec![(3 * BLOCK - 1, 3 * BLOCK + 1), (100, 200), (150, 160)]);
-        assert_eq!(keep.intervals(), [(100, 200), (3 * BLOCK - 1, 3 * BLOCK + 1)]);
+        assert_eq!(
+            keep.intervals(),
+            [(100, 200), (3 * BLOCK - 1, 3 * BLOCK + 1)]
+        );
         let spans: Vec<_> = mapped_ranges(&b, 10, &keep)
             .iter()
             .map(|r| (r.first, r.last))

@@ -143,7 +143,10 @@ fn bmaptool_python() -> String {
         .expect("bmaptool on PATH (bmap-tools, scripts/setup.sh)");
     let text = std::fs::read_to_string(&tool).unwrap();
     let first = text.lines().next().unwrap_or_default();
-    let interp = first.strip_prefix("#!").expect("bmaptool is a script").trim();
+    let interp = first
+        .strip_prefix("#!")
+        .expect("bmaptool is a script")
+        .trim();
     // `#!/usr/bin/env python3` names the interpreter as its last word.
     interp.split_whitespace().last().unwrap().to_string()
 }
