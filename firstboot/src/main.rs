@@ -85,7 +85,9 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli.command) {
         eprintln!("hcikit-firstboot: {e:#}");
-        std::process::exit(1);
+        // Bad input (what the ESP holds) is 2, like the builder's; anything else 1.
+        let bad = e.chain().any(|c| c.is::<apply::BadInput>());
+        std::process::exit(if bad { 2 } else { 1 });
     }
 }
 
