@@ -253,13 +253,9 @@ fn check_out_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the build and returns the manifest that was written.
-pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
-    let plan = input.plan;
-    check_out_dir(&opts.out_dir)?;
-    Staged::clean_stale(&opts.out_dir);
-    let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
-    for n in &opts.nodes {
+/// Bad input unless every `--node` names a node of the plan.
+pub fn check_nodes(plan: &Plan, nodes: &[String]) -> Result<()> {
+    for n in nodes {
         if plan.node(n).is_none() {
             return Err(InputError::new(format!(
                 "--node {n}: no such node in the spec (nodes: {})",
@@ -272,6 +268,28 @@ pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
             .into());
         }
     }
+    Ok(())
+}
+
+/// Runs the build and returns the manifest that was written. A failed build leaves no
+/// output behind, not even the output folder when this build created it.
+pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
+    check_nodes(input.plan, &opts.nodes)?;
+    Layout::compute(input.plan.image.disk_size, input.plan.image.esp_size)?;
+    let existed = opts.out_dir.exists();
+    let result = build_in(input, opts);
+    if result.is_err() && !existed {
+        // Only succeeds when empty: a failed build's temporary files are gone by now.
+        let _ = std::fs::remove_dir(&opts.out_dir);
+    }
+    result
+}
+
+fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
+    let plan = input.plan;
+    check_out_dir(&opts.out_dir)?;
+    Staged::clean_stale(&opts.out_dir);
+    let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
     let nodes: Vec<&str> = plan
         .nodes
         .iter()

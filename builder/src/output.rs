@@ -7,6 +7,7 @@
 //! the same for every node, so its data ranges, their checksums and its zstd frame are
 //! computed once per build.
 
+use crate::error::InputError;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -414,33 +415,130 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Output files written under temporary names and renamed into place by [`commit`];
+/// Output files written under temporary names and committed together by [`commit`];
 /// dropped without commit, every temporary file is removed.
+///
+/// Temporary files are created exclusively (`O_EXCL`, `O_NOFOLLOW`), so a file or link
+/// planted under the name is never reused, and get their final mode at once. The commit
+/// is all-or-nothing for a failure, and recoverable for a kill:
+///
+/// 1. every final name is checked first (a folder in the way fails before any rename);
+/// 2. a journal `.hcikit-commit-<pid>` lists each final name and whether it existed; the
+///    existing ones are kept under backup names (hard links);
+/// 3. the *seal* files (`manifest.json`, `SHA256SUMS`) are removed, the other files
+///    renamed into place, then the seal files: a folder whose `SHA256SUMS` exists always
+///    holds one build's files;
+/// 4. the backups and the journal are removed.
+///
+/// A failed rename rolls every step back. A killed commit leaves its journal; the next
+/// build into the folder ([`Staged::clean_stale`]) rolls it back, and `hcikit flash`
+/// refuses images next to a journal.
 ///
 /// [`commit`]: Staged::commit
 pub struct Staged {
     dir: PathBuf,
-    files: Vec<(PathBuf, PathBuf)>,
+    files: Vec<StagedFile>,
     committed: bool,
 }
 
+struct StagedFile {
+    tmp: PathBuf,
+    name: String,
+    seal: bool,
+}
+
+/// Prefix of a commit journal's name; the writer's process id follows.
+pub const JOURNAL_PREFIX: &str = ".hcikit-commit-";
+
+/// Names that seal a build's output set: renamed last, removed first.
+const SEALS: [&str; 2] = ["manifest.json", "SHA256SUMS"];
+
+fn backup_name(name: &str, pid: u32) -> String {
+    format!(".{name}.old-{pid}")
+}
+
+/// The process id in a name `…<marker><pid>[-<n>]`.
+fn pid_after(name: &str, marker: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(marker)?;
+    rest.split('-').next()?.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Journal lines: `<final name>\t<1 if it existed>`.
+fn read_journal(path: &Path) -> Vec<(String, bool)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, existed) = l.split_once('\t')?;
+            // Only plain names: a journal is never a way to touch other folders.
+            (!name.is_empty() && !name.contains('/') && name != "." && name != "..")
+                .then(|| (name.to_string(), existed == "1"))
+        })
+        .collect()
+}
+
+/// Undoes a commit from its journal: restores backups, removes new files that had no
+/// predecessor, then the journal.
+fn roll_back(dir: &Path, journal: &Path, pid: u32) {
+    for (name, existed) in read_journal(journal) {
+        let fin = dir.join(&name);
+        let backup = dir.join(backup_name(&name, pid));
+        if existed {
+            if backup.exists() {
+                let _ = std::fs::rename(&backup, &fin);
+                // Renaming a hard link onto its own inode (a file not yet replaced) does
+                // nothing and keeps both names.
+                let _ = std::fs::remove_file(&backup);
+            }
+        } else {
+            let _ = std::fs::remove_file(&fin);
+        }
+    }
+    let _ = std::fs::remove_file(journal);
+    sync_dir(dir);
+}
+
+fn sync_dir(dir: &Path) {
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+}
+
 impl Staged {
-    /// Removes temporary files that an interrupted build (killed, Ctrl-C) left in `dir`:
-    /// those whose process no longer runs.
+    /// Cleans up after interrupted builds (killed, Ctrl-C) in `dir`: rolls back commits
+    /// whose process no longer runs, and removes their temporary files and backups.
     pub fn clean_stale(dir: &Path) {
+        Self::clean_stale_with(dir, process_alive)
+    }
+
+    fn clean_stale_with(dir: &Path, alive: impl Fn(u32) -> bool) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some((_, pid)) = name.rsplit_once(".partial-") else {
-                continue;
-            };
-            if name.starts_with('.')
-                && pid.parse::<u32>().is_ok()
-                && !Path::new("/proc").join(pid).exists()
+        let names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        // Journals first: a roll-back needs the backups.
+        for name in &names {
+            if let Some(pid) = name
+                .strip_prefix(JOURNAL_PREFIX)
+                .and_then(|p| p.parse::<u32>().ok())
             {
-                let _ = std::fs::remove_file(e.path());
+                if !alive(pid) {
+                    roll_back(dir, &dir.join(name), pid);
+                }
+            }
+        }
+        for name in &names {
+            if !name.starts_with('.') {
+                continue;
+            }
+            let pid = pid_after(name, ".partial-").or_else(|| pid_after(name, ".old-"));
+            if pid.is_some_and(|p| !alive(p)) {
+                let _ = std::fs::remove_file(dir.join(name));
             }
         }
     }
@@ -455,40 +553,158 @@ impl Staged {
 
     /// A new temporary file for the final name `name`, with the given mode.
     pub fn create(&mut self, name: &str, mode: u32) -> Result<(File, PathBuf)> {
-        let tmp = self
-            .dir
-            .join(format!(".{name}.partial-{}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        self.files.push((tmp.clone(), self.dir.join(name)));
-        Ok((f, tmp))
+        let pid = std::process::id();
+        for n in 0..1000 {
+            let tmp = self.dir.join(format!(".{name}.partial-{pid}-{n}"));
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(mode)
+                .open(&tmp);
+            match opened {
+                Ok(f) => {
+                    // The umask may have cut bits from the creation mode.
+                    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+                        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
+                    self.files.push(StagedFile {
+                        tmp: tmp.clone(),
+                        name: name.to_string(),
+                        seal: SEALS.contains(&name),
+                    });
+                    return Ok((f, tmp));
+                }
+                // Someone else's file (or link) under our name: never reused.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", tmp.display())),
+            }
+        }
+        anyhow::bail!(
+            "cannot create a temporary file for {name} in {}: 1000 names taken",
+            self.dir.display()
+        )
     }
 
-    /// Renames every file to its final name.
-    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
-        let mut done = Vec::new();
-        for (tmp, fin) in &self.files {
-            File::open(tmp)?.sync_all()?;
-            std::fs::rename(tmp, fin)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), fin.display()))?;
-            done.push(fin.clone());
+    /// Moves every file to its final name, all or nothing (see the type's documentation).
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        self.commit_steps(usize::MAX)
+    }
+
+    /// The commit, stopping as if killed after `renames` renames (tests).
+    fn commit_steps(mut self, renames: usize) -> Result<Vec<PathBuf>> {
+        for f in &self.files {
+            File::open(&f.tmp)?.sync_all()?;
         }
-        self.committed = true;
-        Ok(done)
+        let mut existed = Vec::new();
+        for f in &self.files {
+            let fin = self.dir.join(&f.name);
+            match std::fs::symlink_metadata(&fin) {
+                Ok(m) if m.is_file() || m.file_type().is_symlink() => existed.push(true),
+                Ok(_) => {
+                    return Err(InputError::new(format!(
+                        "cannot write {}: something that is not a file is in the way; nothing was replaced",
+                        fin.display()
+                    ))
+                    .into())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => existed.push(false),
+                Err(e) => return Err(e).with_context(|| format!("checking {}", fin.display())),
+            }
+        }
+        let pid = std::process::id();
+        let journal = self.dir.join(format!("{JOURNAL_PREFIX}{pid}"));
+        let text: String = self
+            .files
+            .iter()
+            .zip(&existed)
+            .map(|(f, e)| format!("{}\t{}\n", f.name, u8::from(*e)))
+            .collect();
+        {
+            let mut j = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(0o644)
+                .open(&journal)
+                .with_context(|| format!("creating {}", journal.display()))?;
+            j.write_all(text.as_bytes())?;
+            j.sync_all()?;
+        }
+        let result = (|| -> Result<Vec<PathBuf>> {
+            for (f, e) in self.files.iter().zip(&existed) {
+                if *e {
+                    let (fin, backup) = (
+                        self.dir.join(&f.name),
+                        self.dir.join(backup_name(&f.name, pid)),
+                    );
+                    let _ = std::fs::remove_file(&backup);
+                    std::fs::hard_link(&fin, &backup).with_context(|| {
+                        format!("keeping {} as {}", fin.display(), backup.display())
+                    })?;
+                }
+            }
+            sync_dir(&self.dir);
+            for f in self.files.iter().filter(|f| f.seal) {
+                let fin = self.dir.join(&f.name);
+                match std::fs::remove_file(&fin) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", fin.display()))
+                    }
+                    _ => {}
+                }
+            }
+            sync_dir(&self.dir);
+            let order = self
+                .files
+                .iter()
+                .filter(|f| !f.seal)
+                .chain(self.files.iter().filter(|f| f.seal));
+            let mut done = Vec::new();
+            for (i, f) in order.enumerate() {
+                if i == renames {
+                    return Err(anyhow::anyhow!("stopped after {renames} renames"));
+                }
+                let fin = self.dir.join(&f.name);
+                std::fs::rename(&f.tmp, &fin).with_context(|| {
+                    format!("renaming {} to {}", f.tmp.display(), fin.display())
+                })?;
+                done.push(fin);
+            }
+            sync_dir(&self.dir);
+            Ok(done)
+        })();
+        match result {
+            Ok(done) => {
+                for (f, e) in self.files.iter().zip(&existed) {
+                    if *e {
+                        let _ = std::fs::remove_file(self.dir.join(backup_name(&f.name, pid)));
+                    }
+                }
+                std::fs::remove_file(&journal)
+                    .with_context(|| format!("removing {}", journal.display()))?;
+                sync_dir(&self.dir);
+                self.committed = true;
+                Ok(done)
+            }
+            Err(e) if renames != usize::MAX => {
+                // A simulated kill: leave everything as a killed process would.
+                self.committed = true;
+                Err(e)
+            }
+            Err(e) => {
+                roll_back(&self.dir, &journal, pid);
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
-            for (tmp, _) in &self.files {
-                let _ = std::fs::remove_file(tmp);
+            for f in &self.files {
+                let _ = std::fs::remove_file(&f.tmp);
             }
         }
     }
@@ -592,6 +808,137 @@ mod tests {
         }
         Staged::clean_stale(dir.path());
         assert!(!dead.exists() && live.exists() && other.exists());
+    }
+
+    /// Every file in a folder by name with its bytes (folders as `<dir>`).
+    fn folder(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let bytes = if e.file_type().unwrap().is_dir() {
+                    b"<dir>".to_vec()
+                } else {
+                    std::fs::read(e.path()).unwrap()
+                };
+                (e.file_name().to_string_lossy().into_owned(), bytes)
+            })
+            .collect()
+    }
+
+    fn stage_set(dir: &Path, tag: &str) -> Staged {
+        let mut s = Staged::new(dir);
+        for name in [
+            "a.img",
+            "a.img.bmap",
+            "b.img",
+            "manifest.json",
+            "SHA256SUMS",
+        ] {
+            let (mut f, _) = s.create(name, 0o600).unwrap();
+            f.write_all(format!("{tag} {name}").as_bytes()).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn planted_temporary_names_are_never_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        let planted = dir.path().join(format!(".a.img.partial-{pid}-0"));
+        std::fs::write(&planted, b"someone else's").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let target = elsewhere.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.path().join(format!(".a.img.partial-{pid}-1")))
+            .unwrap();
+        let mut s = Staged::new(dir.path());
+        let (mut f, tmp) = s.create("a.img", 0o600).unwrap();
+        f.write_all(b"ours").unwrap();
+        assert_eq!(tmp, dir.path().join(format!(".a.img.partial-{pid}-2")));
+        assert_eq!(std::fs::read(&planted).unwrap(), b"someone else's");
+        assert!(!target.exists(), "followed a planted link");
+        s.commit().unwrap();
+        let fin = dir.path().join("a.img");
+        let m = std::fs::metadata(&fin).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&m),
+            nix::unistd::getuid().as_raw()
+        );
+        assert_eq!(std::fs::read(&fin).unwrap(), b"ours");
+    }
+
+    #[test]
+    fn a_folder_in_the_way_fails_before_anything_is_replaced() {
+        for blocker in ["b.img", "SHA256SUMS", "a.img"] {
+            let dir = tempfile::tempdir().unwrap();
+            stage_set(dir.path(), "old").commit().unwrap();
+            std::fs::remove_file(dir.path().join(blocker)).unwrap();
+            std::fs::create_dir_all(dir.path().join(blocker).join("x")).unwrap();
+            let before = folder(dir.path());
+            let err = stage_set(dir.path(), "new").commit().unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), 2, "{err:#}");
+            assert!(format!("{err:#}").contains(blocker), "{err:#}");
+            assert_eq!(folder(dir.path()), before, "{blocker}: the folder changed");
+        }
+    }
+
+    #[test]
+    fn a_failed_rename_rolls_the_whole_commit_back() {
+        // The last non-seal rename fails (its temporary name is now a folder, which
+        // cannot replace a file): a.img was already replaced and the seals removed.
+        let dir = tempfile::tempdir().unwrap();
+        stage_set(dir.path(), "old").commit().unwrap();
+        let before = folder(dir.path());
+        let s = stage_set(dir.path(), "new");
+        let tmp = s
+            .files
+            .iter()
+            .find(|f| f.name == "b.img")
+            .unwrap()
+            .tmp
+            .clone();
+        std::fs::remove_file(&tmp).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        assert!(s.commit().is_err());
+        std::fs::remove_dir(&tmp).unwrap();
+        assert_eq!(folder(dir.path()), before);
+    }
+
+    #[test]
+    fn a_commit_killed_at_any_step_is_rolled_back_by_the_next_build() {
+        for had_old in [true, false] {
+            for k in 0..5 {
+                let dir = tempfile::tempdir().unwrap();
+                if had_old {
+                    stage_set(dir.path(), "old").commit().unwrap();
+                }
+                let before = folder(dir.path());
+                let _ = stage_set(dir.path(), "new").commit_steps(k);
+                // Right after the kill: a present SHA256SUMS always belongs to the
+                // files beside it.
+                let now = folder(dir.path());
+                if let Some(sums) = now.get("SHA256SUMS") {
+                    let tag = String::from_utf8_lossy(sums)
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    for n in ["a.img", "a.img.bmap", "b.img", "manifest.json"] {
+                        let v = String::from_utf8_lossy(&now[n]).into_owned();
+                        assert!(v.starts_with(&tag), "step {k}: {n} is {v}, sums {tag}");
+                    }
+                }
+                Staged::clean_stale_with(dir.path(), |_| false);
+                assert_eq!(
+                    folder(dir.path()),
+                    before,
+                    "killed after {k} renames, old set {had_old}"
+                );
+            }
+        }
     }
 
     #[test]
