@@ -398,8 +398,13 @@ fn write_files<T: fatfs::ReadWriteSeek>(
                 .create_file(name)
                 .with_context(|| format!("creating {path} on the ESP"))?;
             f.truncate()?;
-            f.write_all(bytes).with_context(|| {
-                format!("writing {path} on the ESP (is image.esp-size large enough?)")
+            // In a memory buffer, a failed write means the volume is full: the spec's
+            // image.esp-size is too small for the base's kernel and initrd.
+            f.write_all(bytes).map_err(|e| {
+                crate::error::InputError::new(format!(
+                    "{path} ({} MiB) does not fit on the ESP: raise image.esp-size ({e})",
+                    bytes.len().div_ceil(1 << 20)
+                ))
             })?;
             f.flush()?;
         }

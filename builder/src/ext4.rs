@@ -163,18 +163,81 @@ pub fn parse_used_extents(text: &str) -> Result<Vec<(u64, u64)>> {
     Ok(used)
 }
 
-/// Staging-directory fallback for mke2fs < 1.47.1.
+/// Staging-directory fallback for mke2fs < 1.47.1. The tar crate does not create device
+/// nodes or FIFOs: they are made here with `mknod` (as root; otherwise a warning names
+/// what the root file system lacks, since only root can make them).
 fn extract(tar: &Path, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let f = std::fs::File::open(tar)?;
     let mut a = tar::Archive::new(std::io::BufReader::new(f));
+    let as_root = nix::unistd::geteuid().is_root();
     a.set_preserve_permissions(true);
-    a.set_preserve_ownerships(nix::unistd::geteuid().is_root());
+    a.set_preserve_ownerships(as_root);
     a.set_unpack_xattrs(true);
     a.set_preserve_mtime(true);
-    a.unpack(dir)
-        .with_context(|| format!("extracting the root tree into {}", dir.display()))
+    let mut skipped = Vec::new();
+    let context = || format!("extracting the root tree into {}", dir.display());
+    for entry in a.entries().with_context(context)? {
+        let mut e = entry.with_context(context)?;
+        let kind = e.header().entry_type();
+        if !matches!(
+            kind,
+            tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo
+        ) {
+            e.unpack_in(dir).with_context(context)?;
+            continue;
+        }
+        let rel = e.path().with_context(context)?.into_owned();
+        if !as_root && kind != tar::EntryType::Fifo {
+            skipped.push(rel.display().to_string());
+            continue;
+        }
+        make_node(dir, &rel, e.header())
+            .with_context(|| format!("creating {} in {}", rel.display(), dir.display()))?;
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "the staging fallback (mke2fs older than 1.47.1) runs without root: the device \
+             nodes {} are left out of the root file system",
+            skipped.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A device node or FIFO from a tar header, below `dir` (paths come from our own merged
+/// tar, whose entries were checked not to leave the root).
+fn make_node(dir: &Path, rel: &Path, h: &tar::Header) -> Result<()> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    anyhow::ensure!(
+        rel.components().all(|c| matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )),
+        "a path that leaves the root"
+    );
+    let to = dir.join(rel);
+    if let Some(p) = to.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let _ = std::fs::remove_file(&to);
+    let kind = match h.entry_type() {
+        tar::EntryType::Block => SFlag::S_IFBLK,
+        tar::EntryType::Char => SFlag::S_IFCHR,
+        _ => SFlag::S_IFIFO,
+    };
+    let mode = h.mode()? & 0o7777;
+    let dev = makedev(
+        u64::from(h.device_major()?.unwrap_or(0)),
+        u64::from(h.device_minor()?.unwrap_or(0)),
+    );
+    mknod(&to, kind, Mode::from_bits_truncate(mode), dev)?;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::lchown(&to, Some(h.uid()? as u32), Some(h.gid()? as u32))?;
+    }
+    std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    Ok(())
 }
 
 #[cfg(test)]

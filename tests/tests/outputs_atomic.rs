@@ -162,3 +162,35 @@ fn flash_refuses_images_beside_an_interrupted_commit() {
     assert_eq!(code, 0, "{err}");
     assert!(!c.out.join(".hcikit-commit-4000000000").exists());
 }
+
+#[test]
+fn outputs_that_are_not_folders_are_named_as_such() {
+    let c = case();
+    let file = c.fx.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, _, err) = run(Command::new(hcikit_bin())
+        .arg("build")
+        .arg(&c.spec)
+        .arg("-o")
+        .arg(&file)
+        .arg("--base")
+        .arg(&c.fx.base)
+        .arg("--agent")
+        .arg(&c.fx.agent)
+        .env("HCIKIT_OVERLAYS", &c.fx.overlays));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists and is not a folder"), "{err}");
+    assert!(!c.seed().exists());
+
+    let folder = c.fx.dir.path().join("real");
+    std::fs::create_dir(&folder).unwrap();
+    let link = c.fx.dir.path().join("link");
+    std::os::unix::fs::symlink(&folder, &link).unwrap();
+    let (code, _, err) = run(Command::new(hcikit_bin())
+        .arg("render")
+        .arg(&c.spec)
+        .arg("-o")
+        .arg(&link));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+}
