@@ -4,7 +4,7 @@
 
 mod image_support;
 
-use hcikit::build::Format;
+use hcikit::image::Format;
 use hcikit_tests::{hcikit_bin, run};
 use image_support::*;
 use std::io::Read;

@@ -5,8 +5,8 @@
 
 mod image_support;
 
-use hcikit::build::Format;
-use hcikit::flash::{self, Options};
+use hcikit::image::Format;
+use hcikit::media::flash::{self, Options};
 use hcikit::progress::Progress;
 use image_support::*;
 use std::fs::File;
@@ -68,8 +68,8 @@ fn assert_valid_disk(disk: &Path, image: &Path, what: &str) {
     let want_esp = dir.join(format!("{what}.want.esp"));
     extract(image, 1 << 20, ESP, &want_esp);
     assert_eq!(
-        hcikit::esp::list_fat(&std::fs::read(&esp).unwrap()).unwrap(),
-        hcikit::esp::list_fat(&std::fs::read(&want_esp).unwrap()).unwrap(),
+        hcikit::image::esp::list_fat(&std::fs::read(&esp).unwrap()).unwrap(),
+        hcikit::image::esp::list_fat(&std::fs::read(&want_esp).unwrap()).unwrap(),
         "{what}: the ESP's files"
     );
     let root = dir.join(format!("{what}.root"));

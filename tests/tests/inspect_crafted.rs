@@ -4,7 +4,7 @@
 
 mod image_support;
 
-use hcikit::build::Format;
+use hcikit::image::Format;
 use image_support::*;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -188,7 +188,7 @@ fn crafted_images_are_bad_input_naming_the_image() {
     opts.nodes = vec!["pve1".into()];
     build(&opts).unwrap();
     let good = out.join("pve1.img");
-    hcikit::inspect::inspect(&good).expect("the untouched image inspects");
+    hcikit::media::inspect::inspect(&good).expect("the untouched image inspects");
     for (name, craft) in corpus() {
         let img: PathBuf = fx.dir.path().join(format!("{name}.img"));
         std::fs::copy(&good, &img).unwrap();
@@ -196,7 +196,7 @@ fn crafted_images_are_bad_input_naming_the_image() {
         let (tx, rx) = std::sync::mpsc::channel();
         let p = img.clone();
         std::thread::spawn(move || {
-            let r = hcikit::inspect::inspect(&p)
+            let r = hcikit::media::inspect::inspect(&p)
                 .map_err(|e| (hcikit::error::exit_code(&e), format!("{e:#}")));
             let _ = tx.send(r.map(|_| ()));
         });

@@ -4,14 +4,14 @@
 
 mod render_support;
 
-use hcikit::files::Placement;
+use hcikit::render::files::Placement;
 use hcikit::render::{render_all, render_node, RenderOptions};
-use hcikit::secrets::{SecretValues, REDACTED};
+use hcikit::spec::secrets::{SecretValues, REDACTED};
 use hcikit_firstboot::plan::{HaResource, Plan, Realm, SecretRef};
 use render_support::*;
 use std::collections::BTreeMap;
 
-fn render(plan: &Plan, node: &str) -> Vec<hcikit::files::NodeFile> {
+fn render(plan: &Plan, node: &str) -> Vec<hcikit::render::files::NodeFile> {
     render_node(plan, node, &secrets(), &RenderOptions::default()).unwrap()
 }
 
@@ -233,7 +233,7 @@ fn pmxcfs_files_are_desired_and_owned_by_www_data() {
 #[test]
 fn conditional_files_follow_the_plan() {
     let lab = render(&lab_plan(false), "pve1");
-    let paths = |f: &[hcikit::files::NodeFile]| -> Vec<String> {
+    let paths = |f: &[hcikit::render::files::NodeFile]| -> Vec<String> {
         f.iter().map(|x| x.path.clone()).collect()
     };
     let lab_paths = paths(&lab);

@@ -9,7 +9,7 @@ fn simulate_example(name: &str) -> (hcikit_firstboot::plan::Plan, SimReport) {
     let spec = workspace_root()
         .join("examples")
         .join(format!("{name}.toml"));
-    let loaded = hcikit::load::load(&spec).expect("example loads");
+    let loaded = hcikit::spec::load(&spec).expect("example loads");
     let r = sim::simulate(&loaded.plan, &SimConfig::default());
     (loaded.plan, r)
 }

@@ -1,10 +1,10 @@
 //! `hcikit build`: one bootable GPT disk image per node (or one fleet image).
 
-use crate::build::{self, BuildInput, BuildOptions, Format};
 use crate::error::InputError;
-use crate::files::{NodeFile, Placement};
+use crate::image::{self, BuildInput, BuildOptions, Format};
 use crate::progress::Progress;
-use crate::secrets::SecretValues;
+use crate::render::files::{NodeFile, Placement};
+use crate::spec::secrets::SecretValues;
 use anyhow::{Context, Result};
 use hcikit_firstboot::plan::{Plan, SECRETS_DIR};
 use sha2::Digest;
@@ -54,18 +54,18 @@ pub enum FormatArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let plan = &loaded.plan;
     let spec_dir = spec_dir(&args.spec);
     let epoch = source_date_epoch()?;
-    let cache_dir = args.cache.clone().unwrap_or_else(build::default_cache_dir);
+    let cache_dir = args.cache.clone().unwrap_or_else(image::default_cache_dir);
     let progress = Progress::auto();
     let base = resolve_base(plan, &spec_dir, args.base.as_deref(), &cache_dir, progress)?;
-    let agent = build::find_agent(args.agent.as_deref())?;
-    let overlays = build::find_overlays()?;
+    let agent = image::find_agent(args.agent.as_deref())?;
+    let overlays = image::find_overlays()?;
 
     // Every input is checked before the seed is created: bad input writes nothing.
-    build::check_nodes(plan, &args.nodes)?;
+    image::check_nodes(plan, &args.nodes)?;
     let mut rendered = BTreeMap::new();
     for node in &plan.nodes {
         let mut files = render(plan, &node.name, &loaded.secrets, args.templates.as_deref())?;
@@ -75,9 +75,9 @@ pub fn run(args: Args) -> Result<()> {
     let seed_path = args
         .seed
         .clone()
-        .unwrap_or_else(|| crate::keys::seed_path(&spec_dir, &plan.cluster.name));
+        .unwrap_or_else(|| crate::render::keys::seed_path(&spec_dir, &plan.cluster.name));
     let new_seed = std::fs::symlink_metadata(&seed_path).is_err();
-    let seed = crate::keys::load_or_create_seed(&seed_path)?;
+    let seed = crate::render::keys::load_or_create_seed(&seed_path)?;
     let result = build_with_seed(
         &args, &loaded, rendered, &seed, base, agent, overlays, cache_dir, epoch, progress,
     );
@@ -91,9 +91,9 @@ pub fn run(args: Args) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn build_with_seed(
     args: &Args,
-    loaded: &crate::load::Loaded,
+    loaded: &crate::spec::Loaded,
     rendered: BTreeMap<String, Vec<NodeFile>>,
-    seed: &crate::keys::Seed,
+    seed: &crate::render::keys::Seed,
     base: PathBuf,
     agent: PathBuf,
     overlays: PathBuf,
@@ -102,7 +102,7 @@ fn build_with_seed(
     progress: Progress,
 ) -> Result<()> {
     let plan = &loaded.plan;
-    let files = build::node_file_sets(plan, rendered, seed)?;
+    let files = image::node_file_sets(plan, rendered, seed)?;
     let spec_bytes =
         std::fs::read(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
     let input = BuildInput {
@@ -126,7 +126,7 @@ fn build_with_seed(
         epoch,
         progress,
     };
-    let manifest = build::build(&input, &opts)?;
+    let manifest = image::build(&input, &opts)?;
     for img in &manifest.images {
         println!(
             "{}  {} ({} MiB disk, root PARTUUID {})",
@@ -191,7 +191,7 @@ fn resolve_base(
                 InputError::new(format!("base archive {}: no such file", file.display())).into(),
             );
         }
-        crate::rootfs::compression_of(&file)?;
+        crate::image::rootfs::compression_of(&file)?;
         return Ok(file);
     }
     generated_base(plan, &kind, cache, progress)
@@ -205,7 +205,7 @@ fn generated_base(plan: &Plan, kind: &str, cache: &Path, progress: Progress) -> 
     std::fs::create_dir_all(cache)
         .with_context(|| format!("creating cache folder {}", cache.display()))?;
     let t = progress.task(format!("{kind} base"), None);
-    let path = crate::base::ensure_base(&plan, cache)?;
+    let path = crate::image::base::ensure_base(&plan, cache)?;
     t.finish("ready");
     Ok(path)
 }

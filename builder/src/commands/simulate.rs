@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let plan = loaded.plan;
     let mut faults = Faults::default();
     for f in &args.faults {

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use hcikit::files::NodeFile;
-use hcikit::secrets::SecretValues;
+use hcikit::render::files::NodeFile;
+use hcikit::spec::secrets::SecretValues;
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -381,14 +381,6 @@ pub fn text(files: &[NodeFile], path: &str) -> String {
 }
 
 /// Is `program` installed? If not, print why the test does nothing (CI installs them all).
-pub fn have_tool(program: &str, package: &str) -> bool {
-    if hcikit_firstboot::cmd::have(program) {
-        return true;
-    }
-    eprintln!("SKIPPED: `{program}` is not installed (Debian package {package}); CI installs it");
-    false
-}
-
 pub fn write(dir: &Path, name: &str, contents: &[u8]) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
