@@ -230,3 +230,72 @@ fn rendering_never_starts_a_line_from_a_value() {
         r"a\u{2028}b\u{9}c"
     );
 }
+
+/// Loads the lab example with `edits` (pattern, replacement) applied; returns the
+/// errors' keys and messages.
+fn lab_errors(edits: &[(&str, &str)]) -> Vec<(String, String)> {
+    let dir = spec_dir();
+    let ex = hcikit_tests::workspace_root().join("examples");
+    let mut text = std::fs::read_to_string(ex.join("lab.toml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the example holds {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    match load_str(&text, dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(d) => d
+            .into_iter()
+            .filter(|d| d.is_error())
+            .map(|d| (d.key, d.message))
+            .collect(),
+    }
+}
+
+#[test]
+fn pool_names_never_start_like_an_option() {
+    for bad in ["--size", "-x", ".hidden", "_x", "a b", "a:b"] {
+        let errs = lab_errors(&[("name = \"cephrdb01\"", &format!("name = {bad:?}"))]);
+        assert!(
+            errs.iter().any(|(k, _)| k == "ceph.pools[0].name"),
+            "{bad}: {errs:?}"
+        );
+    }
+    assert!(lab_errors(&[("name = \"cephrdb01\"", "name = \"rbd2\"")]).is_empty());
+}
+
+#[test]
+fn networks_may_not_share_addresses() {
+    for (mgmt, storage) in [
+        ("10.2.0.0/16", "10.2.22.0/24"),
+        ("10.2.22.0/24", "10.2.22.0/24"),
+    ] {
+        let errs = lab_errors(&[
+            ("cidr = \"10.2.21.0/24\"", &format!("cidr = {mgmt:?}")),
+            ("cidr = \"10.2.22.0/24\"", &format!("cidr = {storage:?}")),
+        ]);
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k.ends_with(".cidr") && m.contains("overlaps")),
+            "{mgmt} + {storage}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn image_sizes_that_build_would_refuse_are_refused_by_validate() {
+    let image = "[notifications]";
+    for (size, needle) in [
+        ("4563402753", "whole number of MiB"),
+        ("16000000T", "larger than"),
+    ] {
+        let errs = lab_errors(&[(
+            image,
+            &format!("[image]\ndisk-size = {size:?}\n\n[notifications]"),
+        )]);
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k == "image.disk-size" && m.contains(needle)),
+            "{size}: {errs:?}"
+        );
+    }
+}
