@@ -299,3 +299,37 @@ fn image_sizes_that_build_would_refuse_are_refused_by_validate() {
         );
     }
 }
+
+#[test]
+fn spec_and_secret_files_are_read_with_bounds() {
+    // A device as the spec: refused before reading (it used to grow until the OOM kill).
+    let e = hcikit::spec::load(Path::new("/dev/zero")).err().unwrap();
+    assert_eq!(hcikit::error::exit_code(&e), 2);
+    assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+    let dir = spec_dir();
+    let big = dir.path().join("big.toml");
+    std::fs::write(
+        &big,
+        vec![b'#'; (hcikit::spec::MAX_SPEC_BYTES + 1) as usize],
+    )
+    .unwrap();
+    let e = hcikit::spec::load(&big).err().unwrap();
+    assert!(format!("{e:#}").contains("larger than"), "{e:#}");
+    // A password file that is a device, or far larger than any password.
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![b'x'; 1 << 20]).unwrap();
+    for (file, needle) in [
+        ("/dev/zero", "not a regular file"),
+        (huge.to_str().unwrap(), "larger than"),
+    ] {
+        let errs = lab_errors(&[(
+            "password-file = \"secrets/smtp-password\"",
+            &format!("password-file = {file:?}"),
+        )]);
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k == "notifications.smtp[0].password-file" && m.contains(needle)),
+            "{file}: {errs:?}"
+        );
+    }
+}

@@ -77,10 +77,36 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Largest spec file read (a spec of 33 nodes is about 10 KiB).
+pub const MAX_SPEC_BYTES: u64 = 4 << 20;
+
+/// Reads a regular file of at most `max` bytes. A FIFO, device or folder is refused
+/// before it is read, and nothing beyond `max + 1` bytes is ever read, so no input file
+/// can block `hcikit` or make it use more memory than that.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Reads, validates and resolves the spec at `spec_path`. Bad input is an [`InputError`]
 /// whose message lists every error diagnostic, one per line.
 pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
-    let text = match std::fs::read_to_string(spec_path) {
+    let text = match read_bounded(spec_path, MAX_SPEC_BYTES).and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }) {
         Ok(t) => t,
         Err(e) => {
             return Err(anyhow::Error::new(InputError::new(format!(
