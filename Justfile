@@ -36,7 +36,7 @@ bless:
 
 # Simulated first boot of both scenarios: makespan against the critical path.
 bench-sim:
-    cargo bench -p hcikit-firstboot --bench sim
+    cargo bench -p hcikit-sim --bench sim
 
 # Regenerate the checked-in man page, completions and spec schema under docs/ after a CLI
 # or spec change; review `git diff docs/` after.

@@ -3,10 +3,11 @@
 //! written, changed or deleted outside the root, nothing installed from a refused ESP,
 //! and the binary exits 2. Also: the spec's root password hash lands in `/etc/shadow`.
 
-use hcikit_firstboot::apply::{apply, BadInput, Options, Outcome};
+use hcikit_firstboot::apply::{apply, Options, Outcome};
+use hcikit_firstboot::error::BadInput;
+use hcikit_firstboot::example;
 use hcikit_firstboot::layout::{esp_node_dir, ESP_NODE, ESP_PLAN, FILES_TAR, SECRETS_TAR};
 use hcikit_firstboot::plan::{Plan, SecretRef};
-use hcikit_firstboot::sim::example;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

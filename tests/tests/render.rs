@@ -7,7 +7,7 @@ mod render_support;
 use hcikit::render::files::Placement;
 use hcikit::render::{render_all, render_node, RenderOptions};
 use hcikit::spec::secrets::{SecretValues, REDACTED};
-use hcikit_firstboot::plan::{HaResource, Plan, Realm, SecretRef};
+use hcikit_firstboot::plan::{HaMode, HaResource, Plan, Realm, SecretRef};
 use render_support::*;
 use std::collections::BTreeMap;
 
@@ -277,7 +277,7 @@ fn pve8_groups_and_resources_use_section_config() {
 fn pve9_renders_node_affinity_rules_instead_of_groups() {
     let mut plan = lab_plan(false);
     plan.cluster.pve_major = 9;
-    plan.ha.mode = "rules".into();
+    plan.ha.mode = HaMode::Rules;
     plan.ha.resources = vec![HaResource {
         sid: "vm:100".into(),
         group: Some("prefer-pve1".into()),

@@ -40,7 +40,7 @@ fn bond_under_bridge() -> Plan {
     p.networks[0].device = hcikit_firstboot::plan::NetDevice::Bond {
         name: "bond1".into(),
         slaves: vec!["ens16".into(), "ens17".into()],
-        mode: "active-backup".into(),
+        mode: hcikit_firstboot::plan::BondMode::ActiveBackup,
         miimon: 100,
         xmit_hash_policy: None,
         lacp_rate: None,

@@ -1,7 +1,7 @@
 //! The example specs (the two scenarios), loaded by the real spec loader, converge in the
 //! simulated cluster; `hcikit simulate` shows it from the outside.
 
-use hcikit_firstboot::sim::{self, SimConfig, SimReport};
+use hcikit_sim::{self as sim, SimConfig, SimReport};
 use hcikit_tests::{hcikit_bin, workspace_root};
 use std::process::Command;
 

@@ -6,7 +6,7 @@ use crate::progress::Progress;
 use crate::render::files::{NodeFile, Placement};
 use crate::spec::secrets::SecretValues;
 use anyhow::{Context, Result};
-use hcikit_firstboot::plan::{Plan, SECRETS_DIR};
+use hcikit_firstboot::plan::{BaseKind, Plan, SECRETS_DIR};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,15 +176,15 @@ fn resolve_base(
     cache: &Path,
     progress: Progress,
 ) -> Result<PathBuf> {
-    let (kind, file) = match flag {
-        Some(k @ ("debian" | "proxmox")) => (k.to_string(), None),
-        Some(f) => ("file".to_string(), Some(PathBuf::from(f))),
+    let (kind, file) = match flag.map(|f| (f, BaseKind::parse(f))) {
+        Some((_, Some(k @ (BaseKind::Debian | BaseKind::Proxmox)))) => (k, None),
+        Some((f, _)) => (BaseKind::File, Some(PathBuf::from(f))),
         None => (
-            plan.image.base.clone(),
+            plan.image.base,
             plan.image.base_file.as_ref().map(|f| spec_dir.join(f)),
         ),
     };
-    if kind == "file" {
+    if kind == BaseKind::File {
         let file = file.ok_or_else(|| InputError::new("image.base-file is not set"))?;
         if !file.is_file() {
             return Err(
@@ -194,13 +194,18 @@ fn resolve_base(
         crate::image::rootfs::compression_of(&file)?;
         return Ok(file);
     }
-    generated_base(plan, &kind, cache, progress)
+    generated_base(plan, kind, cache, progress)
 }
 
 /// A generated Debian / Proxmox base (mmdebstrap), cached in the same folder as roots.
-fn generated_base(plan: &Plan, kind: &str, cache: &Path, progress: Progress) -> Result<PathBuf> {
+fn generated_base(
+    plan: &Plan,
+    kind: BaseKind,
+    cache: &Path,
+    progress: Progress,
+) -> Result<PathBuf> {
     let mut plan = plan.clone();
-    plan.image.base = kind.to_string();
+    plan.image.base = kind;
     plan.image.base_file = None;
     std::fs::create_dir_all(cache)
         .with_context(|| format!("creating cache folder {}", cache.display()))?;

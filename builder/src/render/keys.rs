@@ -20,10 +20,9 @@ use std::path::{Path, PathBuf};
 /// Where the agent installs the corosync key; not `/etc/corosync/authkey`, whose
 /// presence makes `pvecm add` refuse to join.
 pub const COROSYNC_AUTHKEY: &str = hcikit_firstboot::layout::COROSYNC_AUTHKEY;
-/// The bootstrap client key on every node.
-pub const BOOTSTRAP_KEY: &str = "/root/.ssh/hcikit-bootstrap";
+/// The bootstrap client key and the pinned host keys on every node: where the agent reads them.
+pub use hcikit_firstboot::layout::{BOOTSTRAP_KEY, KNOWN_HOSTS};
 pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
-pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
 pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// corosync-keygen's default key length.
 pub const AUTHKEY_LEN: usize = 256;

@@ -114,14 +114,13 @@ fn networks(spec: &Spec, parsed: &Parsed) -> Vec<Network> {
                         .clone()
                         .unwrap_or_else(|| format!("bond{bond_index}"));
                     bond_index += 1;
-                    let hashes = matches!(
-                        b.mode.as_str(),
-                        "802.3ad" | "balance-xor" | "balance-tlb" | "balance-alb"
-                    );
+                    // Validated against BondMode's spellings; an unknown one never gets here.
+                    let mode = BondMode::parse(&b.mode).unwrap_or(BondMode::ActiveBackup);
+                    let hashes = mode.hashes();
                     NetDevice::Bond {
                         name,
                         slaves: b.slaves.clone(),
-                        mode: b.mode.clone(),
+                        mode,
                         miimon: b.miimon.unwrap_or(100),
                         // LACP and XOR bonds default to layer3+4 so one VM's flows can spread.
                         xmit_hash_policy: b
@@ -131,7 +130,7 @@ fn networks(spec: &Spec, parsed: &Parsed) -> Vec<Network> {
                         lacp_rate: b
                             .lacp_rate
                             .clone()
-                            .or_else(|| (b.mode == "802.3ad").then(|| "fast".into())),
+                            .or_else(|| (mode == BondMode::Lacp).then(|| "fast".into())),
                     }
                 }
                 (Some(i), None) => NetDevice::Interface { name: i.clone() },
@@ -362,7 +361,11 @@ fn ceph(
 
 fn ha(spec: &Spec, parsed: &Parsed, pve_major: u32) -> Ha {
     Ha {
-        mode: if pve_major >= 9 { "rules" } else { "groups" }.into(),
+        mode: if pve_major >= 9 {
+            HaMode::Rules
+        } else {
+            HaMode::Groups
+        },
         groups: spec
             .ha
             .groups
@@ -419,10 +422,12 @@ fn firstboot(spec: &Spec) -> Firstboot {
         health_timeout_secs: secs(&f.health_timeout, d::HEALTH_TIMEOUT),
         backoff_secs: secs(&f.backoff, d::DEFAULT_BACKOFF),
         max_backoff_secs: secs(&f.max_backoff, d::DEFAULT_MAX_BACKOFF),
+        // Validated against CephInstall's spellings.
         ceph_install: f
             .ceph_install
-            .clone()
-            .unwrap_or_else(|| "preinstalled".into()),
+            .as_deref()
+            .and_then(CephInstall::parse)
+            .unwrap_or(CephInstall::Preinstalled),
     }
 }
 
@@ -434,9 +439,9 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
             .unwrap_or(d)
     };
     let base = im.base.clone().unwrap_or_else(|| "debian".into());
-    let (base, base_file) = match base.as_str() {
-        "debian" | "proxmox" => (base, None),
-        _ => ("file".to_string(), Some(base)),
+    let (base, base_file) = match BaseKind::parse(&base) {
+        Some(k @ (BaseKind::Debian | BaseKind::Proxmox)) => (k, None),
+        _ => (BaseKind::File, Some(base)),
     };
     Image {
         disk_size: size(&im.disk_size, d::DEFAULT_DISK_SIZE),
@@ -453,318 +458,8 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
     }
 }
 
-/// The human-readable first-boot sequence, in the order the agent works through it.
+/// The human-readable first-boot sequence: the agent's own steps
+/// (`hcikit_firstboot::steps`), so the plan shows exactly what the agent runs.
 pub fn steps(plan: &Plan) -> Vec<PlannedStep> {
-    let mut out = Vec::new();
-    let mut step = |id: String, node: &str, summary: String| {
-        out.push(PlannedStep {
-            id,
-            node: node.to_string(),
-            summary,
-        });
-    };
-    let founder = plan.founder().name.clone();
-    let nets: Vec<&str> = plan.networks.iter().map(|n| n.name.as_str()).collect();
-    for n in &plan.nodes {
-        let peers: Vec<&str> = plan
-            .nodes
-            .iter()
-            .filter(|p| p.name != n.name)
-            .map(|p| p.name.as_str())
-            .collect();
-        let summary = if peers.is_empty() {
-            "no peers to wait for".to_string()
-        } else {
-            format!(
-                "wait until {} answer on {} (up to {}s)",
-                peers.join(", "),
-                nets.join(" and "),
-                plan.firstboot.peer_timeout_secs
-            )
-        };
-        step(format!("wait-peers:{}", n.name), &n.name, summary);
-    }
-    let link_args = |n: &Node| -> String {
-        n.links
-            .iter()
-            .map(|l| format!(" --link{} {}", l.number, l.ip))
-            .collect()
-    };
-    let f = plan.founder();
-    step(
-        "cluster-create".into(),
-        &founder,
-        format!("pvecm create {}{}", plan.cluster.name, link_args(f)),
-    );
-    let founder_ip = f
-        .links
-        .first()
-        .map(|l| l.ip.clone())
-        .unwrap_or_else(|| f.primary_ip.clone());
-    for (i, n) in plan.nodes.iter().enumerate().skip(1) {
-        step(
-            format!("join:{}", n.name),
-            &n.name,
-            format!(
-                "pvecm add {founder_ip} --use_ssh 1{}; then wait until {} members are online and quorate",
-                link_args(n),
-                i + 1
-            ),
-        );
-    }
-    if let Some(c) = &plan.ceph {
-        for n in &plan.nodes {
-            let summary = if plan.firstboot.ceph_install == "pveceph" {
-                format!(
-                    "yes | pveceph install --repository {} --version {}",
-                    c.repository, c.release
-                )
-            } else {
-                format!(
-                    "check Ceph {} ({}) packages are installed",
-                    c.version, c.release
-                )
-            };
-            step(format!("ceph-install:{}", n.name), &n.name, summary);
-        }
-        let mut init = format!("pveceph init --network {}", c.public_cidr);
-        if c.cluster_cidr != c.public_cidr {
-            init.push_str(&format!(" --cluster-network {}", c.cluster_cidr));
-        }
-        init.push_str(&format!(" --size {} --min_size {}", c.size, c.min_size));
-        step("ceph-init".into(), &founder, init);
-        if !c.extra_config.is_empty() {
-            let opts: Vec<String> = c
-                .extra_config
-                .iter()
-                .flat_map(|(s, o)| o.iter().map(move |(k, val)| format!("[{s}] {k} = {val}")))
-                .collect();
-            step(
-                "ceph-config".into(),
-                &founder,
-                format!("set in ceph.conf: {}", opts.join("; ")),
-            );
-        }
-        for (i, m) in c.mons.iter().enumerate() {
-            let extra = if i == 0 {
-                " (also creates this node's first manager)"
-            } else {
-                ""
-            };
-            step(format!("mon:{m}"), m, format!("pveceph mon create{extra}"));
-        }
-        let first_mon = c.mons.first();
-        for m in &c.mgrs {
-            if Some(m) == first_mon {
-                step(
-                    format!("mgr:{m}"),
-                    m,
-                    "verify the manager created with the first monitor".into(),
-                );
-            } else {
-                step(format!("mgr:{m}"), m, "pveceph mgr create".into());
-            }
-        }
-        for n in &plan.nodes {
-            for o in &n.osds {
-                let mut s = String::new();
-                if o.wipe {
-                    s.push_str(&format!(
-                        "if {0} carries any signature: ceph-volume lvm zap {0} --destroy (wipe = true); ",
-                        o.device
-                    ));
-                }
-                s.push_str(&format!("pveceph osd create {}", o.device));
-                if let Some(cls) = &o.device_class {
-                    s.push_str(&format!(" --crush-device-class {cls}"));
-                }
-                if !o.wipe {
-                    s.push_str(" (refused if the disk is not empty)");
-                }
-                step(format!("osd:{}:{}", n.name, o.device), &n.name, s);
-            }
-        }
-        for p in &c.pools {
-            let mut s = format!(
-                "pveceph pool create {} --size {} --min_size {}",
-                p.name, p.size, p.min_size
-            );
-            if let Some(pg) = p.pg_num {
-                s.push_str(&format!(" --pg_num {pg}"));
-            }
-            s.push_str(&format!(
-                " --pg_autoscale_mode {} --application {}",
-                p.pg_autoscale_mode, p.application
-            ));
-            if p.add_storage {
-                s.push_str(" --add_storages 1");
-            }
-            step(format!("pool:{}", p.name), &founder, s);
-        }
-        for m in &c.mds {
-            step(format!("mds:{m}"), m, "pveceph mds create".into());
-        }
-        for fs in &c.cephfs {
-            step(
-                format!("cephfs:{}", fs.name),
-                &founder,
-                format!(
-                    "pveceph fs create --name {} --pg_num {} --add-storage {} (once a standby MDS is up)",
-                    fs.name,
-                    fs.pg_num,
-                    u8::from(fs.add_storage)
-                ),
-            );
-        }
-    }
-    let dc: Vec<String> = plan
-        .datacenter
-        .options
-        .iter()
-        .map(|(k, val)| format!("--{k} {val}"))
-        .collect();
-    step(
-        "datacenter".into(),
-        &founder,
-        format!("pvesh set /cluster/options {}", dc.join(" ")),
-    );
-    let mut group_steps = Vec::new();
-    let mut resource_steps = Vec::new();
-    for g in &plan.ha.groups {
-        let nodes = g.nodes_arg();
-        let summary = if plan.ha.uses_rules() {
-            let res = plan.ha.resources_in(&g.name);
-            format!(
-                "ha-manager rules add node-affinity {} --resources {} --nodes {nodes} --strict {}{}",
-                g.name,
-                if res.is_empty() { "<none yet>".to_string() } else { res.join(",") },
-                u8::from(g.restricted),
-                if g.nofailback { " (PVE 9 keeps nofailback as failback 0 on the resources)" } else { "" }
-            )
-        } else {
-            format!(
-                "ha-manager groupadd {} --nodes {nodes} --restricted {} --nofailback {}",
-                g.name,
-                u8::from(g.restricted),
-                u8::from(g.nofailback)
-            )
-        };
-        group_steps.push((format!("ha-group:{}", g.name), summary));
-    }
-    for r in &plan.ha.resources {
-        let mut s = format!("ha-manager add {}", r.sid);
-        if plan.ha.mode == "groups" {
-            if let Some(g) = &r.group {
-                s.push_str(&format!(" --group {g}"));
-            }
-        }
-        s.push_str(&format!(
-            " --max_restart {} --max_relocate {} --state {} (once the guest exists)",
-            r.max_restart, r.max_relocate, r.state
-        ));
-        resource_steps.push((format!("ha-resource:{}", r.sid), s));
-    }
-    // PVE 8 resources name their group, so groups come first; PVE 9 rules name their
-    // resources, so resources come first.
-    let ha_steps = if plan.ha.uses_rules() {
-        resource_steps.into_iter().chain(group_steps)
-    } else {
-        group_steps.into_iter().chain(resource_steps)
-    };
-    for (id, summary) in ha_steps.collect::<Vec<_>>() {
-        step(id, &founder, summary);
-    }
-    for r in &plan.realms {
-        let opts: Vec<String> = r
-            .options
-            .iter()
-            .map(|(k, val)| format!("--{k} {val}"))
-            .collect();
-        step(
-            format!("realm:{}", r.name),
-            &founder,
-            format!(
-                "pveum realm add {} --type {} {}",
-                r.name,
-                r.kind,
-                opts.join(" ")
-            ),
-        );
-    }
-    for s in &plan.notifications.smtp {
-        let mut c = format!(
-            "pvesh create /cluster/notifications/endpoints/smtp --name {} --server {} --port {} --mode {} --from-address {}",
-            s.name, s.server, s.port, s.mode, s.from_address
-        );
-        if let Some(u) = &s.username {
-            c.push_str(&format!(
-                " --username {u} --password <{}>",
-                s.password.as_ref().map_or("", |p| p.id.as_str())
-            ));
-        }
-        for m in &s.mailto {
-            c.push_str(&format!(" --mailto {m}"));
-        }
-        for m in &s.mailto_user {
-            c.push_str(&format!(" --mailto-user {m}"));
-        }
-        step(format!("notify-target:{}", s.name), &founder, c);
-    }
-    for m in &plan.notifications.matchers {
-        let t: String = m.targets.iter().map(|t| format!(" --target {t}")).collect();
-        step(
-            format!("notify-matcher:{}", m.name),
-            &founder,
-            format!(
-                "pvesh create /cluster/notifications/matchers --name {} --mode {}{t}",
-                m.name, m.mode
-            ),
-        );
-    }
-    if !plan.notifications.default_matcher_targets.is_empty() {
-        let t: String = std::iter::once(v::BUILTIN_TARGET)
-            .chain(
-                plan.notifications
-                    .default_matcher_targets
-                    .iter()
-                    .map(String::as_str),
-            )
-            .map(|t| format!(" --target {t}"))
-            .collect();
-        step(
-            "notify-default-matcher".into(),
-            &founder,
-            format!("pvesh set /cluster/notifications/matchers/default-matcher{t}"),
-        );
-    }
-    if plan.notifications.send_test {
-        for s in &plan.notifications.smtp {
-            step(
-                format!("notify-test:{}", s.name),
-                &founder,
-                format!(
-                    "pvesh create /cluster/notifications/targets/{}/test",
-                    s.name
-                ),
-            );
-        }
-    }
-    let health = match &plan.ceph {
-        Some(c) => format!(
-            "wait until {} nodes are online and quorate and Ceph reports HEALTH_OK with {} OSDs up and in (up to {}s)",
-            plan.nodes.len(),
-            c.osd_count,
-            plan.firstboot.health_timeout_secs
-        ),
-        None => format!("wait until {} nodes are online and quorate (up to {}s)", plan.nodes.len(), plan.firstboot.health_timeout_secs),
-    };
-    step("health".into(), &founder, health);
-    let report = match &plan.notifications.report_target {
-        Some(t) => {
-            format!("send \"cluster ready\" through {t}, revoke the bootstrap key, mark done")
-        }
-        None => "log \"cluster ready\", revoke the bootstrap key, mark done".into(),
-    };
-    step("report".into(), &founder, report);
-    out
+    hcikit_firstboot::steps::planned(plan)
 }

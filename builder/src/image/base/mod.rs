@@ -14,7 +14,7 @@ pub use recipe::{base_recipe, BaseRecipe, Flavour, HostInputs, Keyring};
 use crate::error::InputError;
 use anyhow::{Context, Result};
 use hcikit_firstboot::cmd;
-use hcikit_firstboot::plan::Plan;
+use hcikit_firstboot::plan::{BaseKind, Plan};
 use sha2::{Digest, Sha512};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,7 +44,7 @@ pub fn ensure_base(plan: &Plan, cache_dir: &Path) -> Result<PathBuf> {
 
 /// [`ensure_base`] with explicit build-host settings.
 pub fn ensure_base_with(plan: &Plan, cache_dir: &Path, opts: &BaseOptions) -> Result<PathBuf> {
-    if plan.image.base == "file" {
+    if plan.image.base == BaseKind::File {
         let f = plan.image.base_file.as_deref().ok_or_else(|| {
             InputError::new("image.base = \"file\" needs image.base-file (a .tar or .tar.zst)")
         })?;
@@ -83,7 +83,7 @@ pub fn host_inputs(plan: &Plan, opts: &BaseOptions) -> Result<HostInputs> {
         })?,
         Err(_) => DEFAULT_SOURCE_DATE_EPOCH,
     };
-    let proxmox_keyring = if plan.image.base == "proxmox" {
+    let proxmox_keyring = if plan.image.base == BaseKind::Proxmox {
         let path = opts
             .proxmox_key
             .clone()

@@ -101,7 +101,7 @@ pub fn interfaces(plan: &Plan, node: &Node) -> Result<Vec<Stanza>> {
                 let mut o = if here { address_opts() } else { Vec::new() };
                 o.push(Entry::new("bond-slaves", slaves.join(" ")));
                 o.push(Entry::new("bond-miimon", miimon.to_string()));
-                o.push(Entry::new("bond-mode", mode.clone()));
+                o.push(Entry::new("bond-mode", mode.as_str()));
                 if let Some(p) = xmit_hash_policy {
                     o.push(Entry::new("bond-xmit-hash-policy", p.clone()));
                 }

@@ -1,5 +1,9 @@
-//! The simulator's table of subcommands and flags per tool, from the documented CLI
-//! synopses (reference/proxmox.md §1.2, §1.4, §2.1-2.6, §3, §4, §5.2). A flag that is not
+//! The simulator's table of subcommands and flags per tool, from the tools' API schemas:
+//! pve-cluster `PVE::API2::ClusterConfig` (`create`, `addnode`) and `PVE::CLI::pvecm`
+//! (`add`); pve-manager `PVE::CLI::pveceph` (`install`), `PVE::API2::Ceph` (`init`) and
+//! `PVE::API2::Ceph::{MON,MGR,OSD,MDS,Pool,FS}` (the create methods),
+//! `PVE::API2::Cluster::Notifications`; pve-cluster `PVE::DataCenterConfig`
+//! (`$datacenter_schema`). A flag that is not
 //! in the table is rejected the way the real CLI does, so a typo in the agent (e.g.
 //! `--add-storages` for a pool) fails in tests instead of on a live cluster.
 
@@ -48,7 +52,8 @@ struct Spec {
     switches: &'static [&'static str],
 }
 
-/// datacenter.cfg keys accepted by `pvesh set /cluster/options` (reference §3).
+/// datacenter.cfg keys accepted by `pvesh set /cluster/options` (pve-cluster
+/// `PVE::DataCenterConfig`, `$datacenter_schema`).
 pub const DC_KEYS: &[&str] = &[
     "keyboard",
     "email_from",

@@ -1,6 +1,8 @@
-//! The simulated tools behave as documented in reference/proxmox.md, driven directly.
+//! The simulated tools, driven directly, behave like the Proxmox commands they stand for
+//! (sources named in `sim/src/flags.rs` and `sim/src/world/`).
 
-use hcikit_firstboot::sim::{example, Latencies, World};
+use hcikit_firstboot::example;
+use hcikit_sim::{Latencies, World};
 
 fn argv(s: &str) -> Vec<String> {
     s.split(' ').map(str::to_string).collect()
@@ -218,7 +220,7 @@ fn a_join_without_the_bootstrap_key_in_ssh_config_hangs() {
         None,
     );
     assert!(
-        r.latency_ms >= hcikit_firstboot::sim::world::HANG,
+        r.latency_ms >= hcikit_sim::world::HANG,
         "ssh-copy-id waits for a password"
     );
     assert!(!w.0.is_member(1));

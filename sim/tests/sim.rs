@@ -2,9 +2,10 @@
 //! machines, survive kills at every step boundary and at random points, and handle late
 //! or absent peers, lock conflicts, lying exit codes and dirty disks.
 
+use hcikit_firstboot::example;
 use hcikit_firstboot::plan::Plan;
-use hcikit_firstboot::sim::{
-    self, example, DiskContent, FailKind, FailRule, Faults, Kill, Outcome, SimConfig, SimReport,
+use hcikit_sim::{
+    self as sim, DiskContent, FailKind, FailRule, Faults, Kill, Outcome, SimConfig, SimReport,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +20,8 @@ fn run(plan: &Plan, faults: Faults, seed: u64) -> SimReport {
     )
 }
 
-/// Every "done" criterion of scenarios.md, checked on the simulated world.
+/// Every criterion of a finished first boot (cluster, links, Ceph health, daemons, pools,
+/// storages, configuration), checked on the simulated world.
 fn assert_converged(plan: &Plan, r: &SimReport) {
     assert!(
         r.all_done(),
@@ -116,7 +118,7 @@ fn assert_converged(plan: &Plan, r: &SimReport) {
         "datacenter.cfg options"
     );
     for g in &plan.ha.groups {
-        if plan.ha.mode == "rules" {
+        if plan.ha.mode == hcikit_firstboot::plan::HaMode::Rules {
             let have = w.pmx.ha_rules.get(&g.name).expect("ha rule");
             assert_eq!(have["strict"], if g.restricted { "1" } else { "0" });
             continue;
@@ -197,7 +199,7 @@ fn lab_converges_from_fresh_machines() {
         .collect();
     assert_eq!(adds.len(), 2);
     assert!(adds[0].node == "pve2" && adds[1].node == "pve3");
-    // pve3 starts only once pve2 is online (reference §1.6: online + quorate).
+    // pve3 starts only once pve2 is online and the cluster quorate (decide::cluster, eval_join).
     let pve2 = r
         .world
         .cluster
@@ -575,7 +577,7 @@ fn pve9_rules_and_a_realm_converge() {
     use hcikit_firstboot::plan::{HaResource, Realm, SecretRef};
     let mut plan = example::lab_plan();
     plan.cluster.pve_major = 9;
-    plan.ha.mode = "rules".into();
+    plan.ha.mode = hcikit_firstboot::plan::HaMode::Rules;
     plan.ha.resources = vec![HaResource {
         sid: "vm:100".into(),
         group: Some("ha-group01".into()),

@@ -1,5 +1,6 @@
-//! Example Plans of the two scenarios (`/work/shared/scenarios.md`), built as literals so
-//! the simulator, its tests and the benchmark run without the spec loader.
+//! Example Plans of the two scenarios (a lab with Ceph on two networks, three mini PCs on
+//! one), built as literals so the agent's tests, the simulator and its benchmark run
+//! without the builder's spec loader.
 
 use crate::plan::*;
 use std::collections::BTreeMap;
@@ -83,7 +84,7 @@ fn firstboot() -> Firstboot {
         health_timeout_secs: 1800,
         backoff_secs: 2,
         max_backoff_secs: 30,
-        ceph_install: "preinstalled".into(),
+        ceph_install: CephInstall::Preinstalled,
     }
 }
 
@@ -91,7 +92,7 @@ fn image() -> Image {
     Image {
         disk_size: 8 << 30,
         esp_size: 512 << 20,
-        base: "proxmox".into(),
+        base: BaseKind::Proxmox,
         base_file: None,
         suite: "bookworm".into(),
         extra_packages: vec![],
@@ -207,7 +208,7 @@ pub fn lab_plan() -> Plan {
         nodes,
         datacenter: Datacenter { options: dc },
         ha: Ha {
-            mode: "groups".into(),
+            mode: HaMode::Groups,
             groups: vec![HaGroup {
                 name: "ha-group01".into(),
                 nodes: all
@@ -339,14 +340,14 @@ pub fn minipc_plan() -> Plan {
         nodes,
         datacenter: Datacenter { options: dc },
         ha: Ha {
-            mode: "groups".into(),
+            mode: HaMode::Groups,
             groups: vec![],
             resources: vec![],
         },
         notifications: Notifications::default(),
         realms: vec![],
         firstboot: Firstboot {
-            ceph_install: "pveceph".into(),
+            ceph_install: CephInstall::Pveceph,
             ..firstboot()
         },
         image: image(),

@@ -2,7 +2,8 @@
 //! HEALTH_OK and to done) against the critical path of the same command latencies,
 //! for both scenarios, plus the real time one simulation takes.
 
-use hcikit_firstboot::sim::{self, example, Latencies, Measure, SimConfig};
+use hcikit_firstboot::example;
+use hcikit_sim::{self as sim, Latencies, Measure, SimConfig};
 use std::time::Instant;
 
 fn main() {

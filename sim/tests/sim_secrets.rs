@@ -2,7 +2,8 @@
 //! file or status output. Alone in its binary: it installs the global tracing subscriber,
 //! which must not race with other tests' callsite registration.
 
-use hcikit_firstboot::sim::{self, example, FailKind, FailRule, Faults, SimConfig, SimReport};
+use hcikit_firstboot::example;
+use hcikit_sim::{self as sim, FailKind, FailRule, Faults, SimConfig, SimReport};
 
 #[test]
 fn no_secret_in_logs_commands_states_or_status() {

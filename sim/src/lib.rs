@@ -1,5 +1,5 @@
 //! A simulated n-node Proxmox VE + Ceph cluster for the first-boot agent: the same
-//! [`crate::run::run`] that runs on a real node runs here, once per node, against a
+//! [`hcikit_firstboot::run::run`] that runs on a real node runs here, once per node, against a
 //! [`SimHost`] each, concurrently in virtual time.
 //!
 //! # How it runs
@@ -11,7 +11,7 @@
 //! passes the baton. Long waits cost nothing in real time: a full three-node first boot
 //! of about ten virtual minutes runs in milliseconds.
 //!
-//! # What it reproduces (reference/proxmox.md)
+//! # What it reproduces (Proxmox sources named in [`flags`] and at each tool in [`world`])
 //!
 //! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
 //!   that has one (`assert_joinable`),
@@ -28,7 +28,8 @@
 //!   `pool create` (existing pool re-applied, storage "already defined"), `fs create`
 //!   (needs a standby MDS; pools/fs "already exist").
 //! - `ceph` needs a config: `/etc/ceph/ceph.conf` exists only on nodes that ran `init`
-//!   or created a daemon (reference §2.2), else `--conf /etc/pve/ceph.conf`.
+//!   or created a daemon (pve-manager `PVE::Ceph::Tools::setup_pve_symlinks`), else
+//!   `--conf /etc/pve/ceph.conf`.
 //! - `ceph -s/mon dump/mgr dump/osd tree/mds stat/osd pool ls detail/fs ls -f json`,
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,
@@ -54,17 +55,18 @@
 //! - PVE 9 specifics beyond HA rules vs groups.
 
 pub mod critical;
-pub mod example;
+pub mod faults;
 pub mod flags;
 pub mod world;
 
-use crate::host::{CommandLine, Host, Output};
-use crate::plan::Plan;
 use anyhow::{bail, Result};
+pub use faults::{add_fault, Faults, Kill};
+use hcikit_firstboot::host::{CommandLine, Host, Output};
+use hcikit_firstboot::plan::Plan;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -117,37 +119,6 @@ impl Default for Latencies {
             pg_peering_ms: 10_000,
         }
     }
-}
-
-/// Where to kill an agent: its `call`-th Host call (0-based) in its `run`-th start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Kill {
-    pub node: String,
-    pub run: u32,
-    pub call: u64,
-    /// Kill after the call took effect (instead of before it).
-    pub after: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Faults {
-    /// Node → boot time (s).
-    pub late: BTreeMap<String, u64>,
-    /// Nodes that never boot.
-    pub absent: BTreeSet<String>,
-    /// (node, network) → when that link comes up (s).
-    pub link_late: BTreeMap<(String, String), u64>,
-    pub fail: Vec<FailRule>,
-    pub kills: Vec<Kill>,
-    /// Disks that are not blank at the start: (node, device, content).
-    pub disks: Vec<(String, String, DiskContent)>,
-    /// Random kills: this many, at seeded random Host calls of random nodes.
-    pub random_kills: u32,
-    /// Delay before a killed agent starts again (s).
-    pub restart_delay_secs: u64,
-    /// Reboot a node whose run failed after this long (s), as the unit re-runs on the
-    /// next boot; `None`: a failed run stays failed.
-    pub reboot_failed_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -401,8 +372,8 @@ impl SimHost {
         {
             return fail(255, "sim: refusing ssh without BatchMode=yes and StrictHostKeyChecking=yes (no trust on first use)");
         }
-        if identity.as_deref() != Some(crate::decide::BOOTSTRAP_KEY)
-            || w.read_file(self.idx, crate::decide::BOOTSTRAP_KEY)
+        if identity.as_deref() != Some(hcikit_firstboot::layout::BOOTSTRAP_KEY)
+            || w.read_file(self.idx, hcikit_firstboot::layout::BOOTSTRAP_KEY)
                 .is_none()
         {
             return fail(
@@ -493,7 +464,7 @@ impl Host for SimHost {
     }
 
     fn write_atomic(&self, path: &str, data: &[u8], _mode: u32) -> Result<()> {
-        let kind = if path == crate::layout::STATE_FILE {
+        let kind = if path == hcikit_firstboot::layout::STATE_FILE {
             "write-state"
         } else {
             "write"
@@ -698,7 +669,7 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
         .iter()
         .filter_map(|n| {
             n.files
-                .get(crate::layout::STATE_FILE)
+                .get(hcikit_firstboot::layout::STATE_FILE)
                 .map(|b| (n.name.clone(), String::from_utf8_lossy(b).into_owned()))
         })
         .collect();
@@ -737,7 +708,9 @@ fn agent(
             run,
             calls: std::cell::Cell::new(0),
         };
-        let r = catch_unwind(AssertUnwindSafe(|| crate::run::run(&host, plan, name)));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            hcikit_firstboot::run::run(&host, plan, name)
+        }));
         match r {
             Ok(Ok(())) => break Outcome::Done,
             Ok(Err(e)) => match reboot_ms {
@@ -767,86 +740,6 @@ fn agent(
     let t = shared.now();
     shared.finish(idx);
     (outcome, t, run)
-}
-
-/// Adds one fault from its command-line form (`hcikit simulate --fault …`):
-///
-/// - `late:NODE=SECS`: NODE boots SECS seconds late
-/// - `absent:NODE`: NODE never boots
-/// - `link-late:NODE/NETWORK=SECS`: NODE's link on NETWORK comes up at SECS
-/// - `lock:NODE=N`: NODE's next N joins hit the corosync.conf lock
-/// - `task-error:NODE:COMMAND=N`: the next N runs of COMMAND (prefix, e.g. `pveceph pool
-///   create`) on NODE (`*` = any) fail inside the task
-/// - `kill:NODE@CALL` / `kill-after:NODE@CALL`: kill NODE's agent before/after its
-///   CALL-th Host call (it restarts after `restart=SECS`, default 30)
-/// - `random-kills=N`: N kills at seeded random points
-/// - `reboot-failed=SECS`: a node whose run failed reboots (and re-runs) after SECS
-/// - `disk:NODE:DEV=ext4|gpt|lvm`: the disk is not blank at the start
-pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
-    let bad = || anyhow::anyhow!("cannot parse fault '{spec}' (see `hcikit simulate --help`)");
-    let (kind, rest) = spec.split_once([':', '=']).ok_or_else(bad)?;
-    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
-    match kind {
-        "late" => {
-            let (n, s) = rest.split_once('=').ok_or_else(bad)?;
-            f.late.insert(n.into(), num(s)?);
-        }
-        "absent" => {
-            f.absent.insert(rest.into());
-        }
-        "link-late" => {
-            let (ns, s) = rest.split_once('=').ok_or_else(bad)?;
-            let (n, net) = ns.split_once('/').ok_or_else(bad)?;
-            f.link_late.insert((n.into(), net.into()), num(s)?);
-        }
-        "lock" => {
-            let (n, c) = rest.split_once('=').ok_or_else(bad)?;
-            f.fail.push(FailRule {
-                node: Some(n.into()),
-                command: "pvecm add".into(),
-                times: num(c)? as u32,
-                kind: FailKind::LockTimeout,
-            });
-        }
-        "task-error" => {
-            let (nc, c) = rest.rsplit_once('=').ok_or_else(bad)?;
-            let (n, cmd) = nc.split_once(':').ok_or_else(bad)?;
-            f.fail.push(FailRule {
-                node: (n != "*").then(|| n.to_string()),
-                command: cmd.into(),
-                times: num(c)? as u32,
-                kind: FailKind::TaskError(format!("simulated failure of {cmd}")),
-            });
-        }
-        "kill" | "kill-after" => {
-            let (n, c) = rest.split_once('@').ok_or_else(bad)?;
-            f.kills.push(Kill {
-                node: n.into(),
-                run: 0,
-                call: num(c)?,
-                after: kind == "kill-after",
-            });
-        }
-        "random-kills" => f.random_kills = num(rest)? as u32,
-        "restart" => f.restart_delay_secs = num(rest)?,
-        "reboot-failed" => f.reboot_failed_after_secs = Some(num(rest)?),
-        "disk" => {
-            let (nd, c) = rest.rsplit_once('=').ok_or_else(bad)?;
-            let (n, d) = nd.split_once(':').ok_or_else(bad)?;
-            let content = match c {
-                "ext4" => DiskContent::Ext4,
-                "gpt" => DiskContent::Gpt,
-                "lvm" => DiskContent::Lvm,
-                _ => return Err(bad()),
-            };
-            f.disks.push((n.into(), d.into(), content));
-        }
-        _ => return Err(bad()),
-    }
-    if f.restart_delay_secs == 0 {
-        f.restart_delay_secs = 30;
-    }
-    Ok(())
 }
 
 /// Simulated makespan against the critical path of the same latencies.
