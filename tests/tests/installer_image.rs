@@ -139,7 +139,8 @@ fn installer_stick_is_valid_reproducible_and_installs_the_exact_node_image() {
     let node_img = nodes_out.join("pve1.img");
 
     // A fake machine: the stick's ESP files in a folder, its root partition by PARTUUID,
-    // a target NVMe of the image's size holding old data (install-wipe is set for pve1),
+    // a target NVMe of the image's size holding old data over its GPT and FAT area
+    // (install-wipe is set for pve1; the bmap maps every FAT block, so fsck.fat passes),
     // a twin NVMe with data and an OSD-like disk with a file system.
     let machine = fx.dir.path().join("machine");
     let esp_dir = fx.dir.path().join("stick-esp");
@@ -169,7 +170,8 @@ fn installer_stick_is_valid_reproducible_and_installs_the_exact_node_image() {
         let f = std::fs::File::create(&p).unwrap();
         f.set_len(size).unwrap();
         if let Some(b) = fill {
-            f.write_all_at(&vec![b; MIB as usize], 0).unwrap();
+            // Old bytes over the GPT and the ESP's FAT area, and at the end.
+            f.write_all_at(&vec![b; 8 * MIB as usize], 0).unwrap();
             f.write_all_at(&vec![b; MIB as usize], size - MIB).unwrap();
         }
         symlink(

@@ -163,6 +163,7 @@ pub struct NodeCut {
 pub fn cut_node(
     layout: &Layout,
     head: &[u8],
+    head_keep: &output::Keep,
     root_ranges: &[Range],
     tail: &[u8],
 ) -> Result<NodeCut> {
@@ -177,6 +178,7 @@ pub fn cut_node(
     let parts = output::ImageParts {
         disk_size: layout.disk_size,
         head,
+        head_keep,
         root_start: layout.root_start,
         root_file: std::path::Path::new("/nonexistent"),
         root_size: layout.root_size,
@@ -315,7 +317,13 @@ fn stick_esp_files(
             Guids::for_node(&plan.cluster.name, &n.name),
         );
         let ends = super::DiskEnds::new(input, layout, boot, epoch, &target)?;
-        let cut = cut_node(layout, &ends.head, &root.meta.ranges, &ends.tail)?;
+        let cut = cut_node(
+            layout,
+            &ends.head,
+            &ends.head_keep,
+            &root.meta.ranges,
+            &ends.tail,
+        )?;
         let payload = node_payload(plan, i, layout, &cut, stick, n.install_wipe);
         let (bmap, head_f, tail_f) = payload_files(&n.name);
         files.insert(
@@ -385,6 +393,15 @@ pub(super) fn build_stick(
         root.meta.epoch,
     )
     .map_err(|e| e.context("writing the installer stick's ESP"))?;
+    // As for node images: the partition table area and the ESP's metadata are mapped even
+    // where zero, so flashing the stick over a used one leaves no stale FAT behind.
+    let mut keep = vec![(0, sl.esp_start)];
+    keep.extend(
+        super::esp::metadata_extents(&head[es..es + sl.esp_size as usize])?
+            .into_iter()
+            .map(|(s, e)| (sl.esp_start + s, sl.esp_start + e)),
+    );
+    let head_keep = output::Keep::new(keep);
     let mut tail = vec![0u8; (sl.disk_size - sl.root_end()) as usize];
     let tl = tail.len();
     tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
@@ -392,6 +409,7 @@ pub(super) fn build_stick(
     let parts = output::ImageParts {
         disk_size: sl.disk_size,
         head: &head,
+        head_keep: &head_keep,
         root_start: sl.root_start,
         root_file: &root_ext4,
         root_size: sl.root_size,
@@ -511,12 +529,12 @@ mod tests {
             last: 1,
             sha256: "00".repeat(32),
         }];
-        let cut = cut_node(&layout, &head, &root, &tail).unwrap();
+        let cut = cut_node(&layout, &head, &output::Keep::new(vec![]), &root, &tail).unwrap();
         assert_eq!(cut.head_stream.len(), 2 * BLOCK as usize);
         assert_eq!(cut.head_stream[0], 1);
         assert_eq!(cut.head_stream[BLOCK as usize + 5], 2);
-        assert_eq!(cut.tail_stream.len(), BLOCK as usize);
-        assert_eq!(cut.tail_stream[BLOCK as usize - 1], 3);
+        // The whole tail is mapped (it ends in the backup GPT, zero entries included).
+        assert_eq!(cut.tail_stream, tail);
         assert_eq!(cut.root_mapped, 2 * BLOCK);
         let b = hcikit_firstboot::install::bmap::Bmap::parse(cut.bmap.as_bytes()).unwrap();
         assert_eq!(
