@@ -1,4 +1,7 @@
-//! Images after the build: writing them to disks and reading them back.
+//! Images after the build: writing them to disks, reading them back, serving them to a
+//! network-booting fleet ([`serve`], with the progress view in [`fleet`]).
 
 pub mod flash;
+pub mod fleet;
 pub mod inspect;
+pub mod serve;
