@@ -109,7 +109,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__build)
-            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --seed --templates --verbose --help --version"
+            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --seed --templates --pxe --pxe-url --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,6 +148,10 @@ _hcikit() {
                     return 0
                     ;;
                 --templates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pxe-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -81,7 +81,9 @@ _arguments "${_arguments_options[@]}" : \
 '--agent=[The hcikit-firstboot binary to put into the root. Default\: \$HCIKIT_AGENT, or the one next to this executable]:PATH:_files' \
 '--seed=[The cluster'\''s secrets seed (created with mode 0600 if missing, never overwritten). Default\: <spec dir>/<cluster>.secrets-seed]:FILE:_files' \
 '--templates=[A folder of templates that replace the built-in ones file by file]:DIR:_files' \
+'--pxe-url=[The URL OUT/pxe/ will be served at, e.g. http\://10.0.0.5\:8080. Default\: port 8080 on the proxy-DHCP server (iPXE'\''s \${next-server})]:URL:_default' \
 '--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
+'--pxe[Also write OUT/pxe/\: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node'\''s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes\[\].mac]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help]' \

@@ -99,8 +99,7 @@ impl Report {
         let r: Report = serde_json::from_slice(body).map_err(|e| format!("bad report: {e}"))?;
         let ok_name = !r.node.is_empty()
             && r.node.len() <= 64
-            && r
-                .node
+            && r.node
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if !ok_name {
@@ -220,8 +219,14 @@ mod tests {
     fn bad_bodies_are_refused_with_the_reason() {
         for (body, want) in [
             (&br#"{"node":"../x","stage":"booted","time":1}"#[..], "node"),
-            (br#"{"node":"a","stage":"writing","percent":101,"time":1}"#, "percent"),
-            (br#"{"node":"a","stage":"exploded","time":1}"#, "unknown variant"),
+            (
+                br#"{"node":"a","stage":"writing","percent":101,"time":1}"#,
+                "percent",
+            ),
+            (
+                br#"{"node":"a","stage":"exploded","time":1}"#,
+                "unknown variant",
+            ),
             (br#"{"node":"a","time":1}"#, "stage"),
             (b"not json", "bad report"),
         ] {
@@ -250,7 +255,10 @@ mod tests {
         use crate::steps::Step;
         assert_eq!(stage_after(&Step::JoinCluster), Some(Stage::Joined));
         assert_eq!(stage_after(&Step::CreateCluster), Some(Stage::Joined));
-        assert_eq!(stage_after(&Step::Osd("/dev/sdb".into())), Some(Stage::CephUp));
+        assert_eq!(
+            stage_after(&Step::Osd("/dev/sdb".into())),
+            Some(Stage::CephUp)
+        );
         assert_eq!(stage_after(&Step::Health), Some(Stage::HealthOk));
         assert_eq!(stage_after(&Step::Mon), None);
     }

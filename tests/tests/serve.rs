@@ -47,7 +47,14 @@ fn raw(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>)
     let head = String::from_utf8(buf[..split].to_vec()).unwrap();
     let body = buf[split + 4..].to_vec();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -98,7 +105,11 @@ fn get_head_and_ranges() {
     assert_eq!(st, 206);
     assert!(body == payload[len - 10..]);
 
-    let (st, _, body) = get(addr, "/root.ext4.zst", &format!("Range: bytes={}-\r\n", len - 5));
+    let (st, _, body) = get(
+        addr,
+        "/root.ext4.zst",
+        &format!("Range: bytes={}-\r\n", len - 5),
+    );
     assert_eq!(st, 206);
     assert!(body == payload[len - 5..]);
 
@@ -150,7 +161,9 @@ fn many_clients_at_once_and_a_stalled_one() {
     let addr = server.addr();
     // A client that opens a request and never finishes it holds one worker only.
     let mut stalled = TcpStream::connect(addr).unwrap();
-    stalled.write_all(b"GET /root.ext4.zst HTTP/1.1\r\nHo").unwrap();
+    stalled
+        .write_all(b"GET /root.ext4.zst HTTP/1.1\r\nHo")
+        .unwrap();
     let t = Instant::now();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..12u64)
@@ -216,7 +229,12 @@ fn reports_build_the_fleet_table() {
     let rows: Vec<Vec<&str>> = table
         .lines()
         .skip(1)
-        .map(|l| l.split("  ").filter(|c| !c.is_empty()).map(str::trim).collect())
+        .map(|l| {
+            l.split("  ")
+                .filter(|c| !c.is_empty())
+                .map(str::trim)
+                .collect()
+        })
         .collect();
     assert_eq!(rows.len(), 3, "{table}");
     assert_eq!(rows[0][..2], ["pve1", "writing 40 %"]);
@@ -252,7 +270,10 @@ fn bad_reports_are_refused_and_change_nothing() {
         "x".repeat(5000)
     ));
     assert_eq!(st, 413);
-    assert_eq!(post(r#"{"node":"../etc","stage":"booted","time":1}"#).0, 400);
+    assert_eq!(
+        post(r#"{"node":"../etc","stage":"booted","time":1}"#).0,
+        400
+    );
     assert!(server.fleet().nodes.is_empty());
     assert_eq!(post(r#"{"node":"pve1","stage":"booted","time":1}"#).0, 204);
     assert_eq!(server.fleet().nodes.len(), 1);
@@ -285,7 +306,9 @@ fn cli_json_lines() {
         }
     });
     let result = (|| {
-        let (_, banner) = rx.recv_timeout(DEADLINE).map_err(|e| format!("no banner: {e}"))?;
+        let (_, banner) = rx
+            .recv_timeout(DEADLINE)
+            .map_err(|e| format!("no banner: {e}"))?;
         let addr = banner
             .split("http://")
             .nth(1)
@@ -296,7 +319,9 @@ fn cli_json_lines() {
         if !send(&url, &Report::now("pve2", Stage::HealthOk)) {
             return Err("report not accepted".to_string());
         }
-        let (which, line) = rx.recv_timeout(DEADLINE).map_err(|e| format!("no line: {e}"))?;
+        let (which, line) = rx
+            .recv_timeout(DEADLINE)
+            .map_err(|e| format!("no line: {e}"))?;
         Ok((which, line))
     })();
     let _ = child.kill();

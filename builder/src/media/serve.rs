@@ -39,7 +39,10 @@ struct Shared {
 impl Server {
     /// Binds `listen` and serves `root` on [`WORKERS`] threads. Received reports also go
     /// to the returned receiver, in arrival order, for the display.
-    pub fn start(root: &Path, listen: SocketAddr) -> Result<(Server, Receiver<(Report, SystemTime)>)> {
+    pub fn start(
+        root: &Path,
+        listen: SocketAddr,
+    ) -> Result<(Server, Receiver<(Report, SystemTime)>)> {
         let root = root
             .canonicalize()
             .with_context(|| format!("serving {}", root.display()))?;
@@ -140,7 +143,10 @@ impl Shared {
             return text(400, &format!("reading the report: {e}\n"));
         }
         if body.len() as u64 > MAX_REPORT_BYTES {
-            return text(413, &format!("a report is at most {MAX_REPORT_BYTES} bytes\n"));
+            return text(
+                413,
+                &format!("a report is at most {MAX_REPORT_BYTES} bytes\n"),
+            );
         }
         match Report::parse(&body) {
             Err(m) => text(400, &format!("{m}\n")),
@@ -155,13 +161,14 @@ impl Shared {
     }
 
     /// A file of the tree, whole or one byte range.
-    fn file(&self, url_path: &str, req: &Request) -> Result<Response<Body>, Response<std::io::Cursor<Vec<u8>>>> {
+    fn file(
+        &self,
+        url_path: &str,
+        req: &Request,
+    ) -> Result<Response<Body>, Response<std::io::Cursor<Vec<u8>>>> {
         let path = resolve(&self.root, url_path).map_err(|m| text(m.0, &m.1))?;
         let mut f = File::open(&path).map_err(|_| text(404, "not found\n"))?;
-        let len = f
-            .metadata()
-            .map_err(|_| text(404, "not found\n"))?
-            .len();
+        let len = f.metadata().map_err(|_| text(404, "not found\n"))?.len();
         let range = req
             .headers()
             .iter()
