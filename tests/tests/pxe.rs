@@ -226,3 +226,78 @@ fn a_node_without_mac_is_bad_input_and_leaves_nothing() {
     assert!(msg.contains("nodes[0].mac (pve1)"), "{msg}");
     assert_no_outputs(&out);
 }
+
+/// The initrd archive format read back by GNU cpio: contents, modes, links and folders.
+#[test]
+fn initrd_archive_reads_back_with_cpio() {
+    use hcikit::media::initrd::{gzip, newc, Entry};
+    use std::os::unix::fs::PermissionsExt;
+    if !hcikit_tests::require_tool("cpio", "cpio") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let agent: Vec<u8> = (0..100_003u32).map(|i| (i % 253) as u8).collect();
+    let archive = newc(
+        &[
+            Entry::file(
+                "init",
+                0o755,
+                b"#!/bin/sh\nexec /usr/sbin/hcikit-firstboot\n".to_vec(),
+            ),
+            Entry::file("usr/sbin/hcikit-firstboot", 0o755, agent.clone()),
+            Entry::file(
+                "usr/lib/modules/6.1.0-test/kernel/virtio_net.ko",
+                0o644,
+                vec![7; 33],
+            ),
+            Entry::symlink("sbin", "usr/sbin"),
+        ],
+        EPOCH as u32,
+    );
+    let gz = gzip(&archive).unwrap();
+    assert_eq!(gz, gzip(&archive).unwrap(), "same input, same bytes");
+    std::fs::write(d.path().join("initrd.cpio"), &archive).unwrap();
+    let x = d.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    tool(
+        Command::new("cpio")
+            .args(["-i", "-d", "-m", "--quiet", "-F"])
+            .arg(d.path().join("initrd.cpio"))
+            .current_dir(&x),
+    );
+    assert!(std::fs::read(x.join("usr/sbin/hcikit-firstboot")).unwrap() == agent);
+    assert_eq!(
+        std::fs::read(x.join("usr/lib/modules/6.1.0-test/kernel/virtio_net.ko")).unwrap(),
+        vec![7; 33]
+    );
+    let mode = |p: &str| std::fs::metadata(x.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("init"), 0o755);
+    assert_eq!(
+        mode("usr/lib/modules/6.1.0-test/kernel/virtio_net.ko"),
+        0o644
+    );
+    assert_eq!(
+        std::fs::read_link(x.join("sbin")).unwrap(),
+        Path::new("usr/sbin")
+    );
+    let listing = tool(
+        Command::new("cpio")
+            .args(["-t", "--quiet", "-F"])
+            .arg(d.path().join("initrd.cpio")),
+    );
+    assert_eq!(
+        listing.lines().collect::<Vec<_>>(),
+        [
+            "init",
+            "sbin",
+            "usr",
+            "usr/lib",
+            "usr/lib/modules",
+            "usr/lib/modules/6.1.0-test",
+            "usr/lib/modules/6.1.0-test/kernel",
+            "usr/lib/modules/6.1.0-test/kernel/virtio_net.ko",
+            "usr/sbin",
+            "usr/sbin/hcikit-firstboot",
+        ]
+    );
+}
