@@ -114,12 +114,16 @@ impl Report {
     }
 }
 
-/// The stage a first-boot agent reports once `step` is done on its node, if any.
-pub fn stage_after(step: &crate::steps::Step) -> Option<Stage> {
+/// The stage a first-boot agent reports once `step` is done on its node, if any; `done`
+/// are the ids of the node's done steps, `step` included (only the first OSD counts).
+pub fn stage_after(step: &crate::steps::Step, done: &[String]) -> Option<Stage> {
     use crate::steps::Step;
     match step {
         Step::CreateCluster | Step::JoinCluster => Some(Stage::Joined),
-        Step::Osd(_) => Some(Stage::CephUp),
+        Step::Osd(_) => {
+            let osds = done.iter().filter(|d| d.starts_with("ceph-osd:")).count();
+            (osds <= 1).then_some(Stage::CephUp)
+        }
         Step::Health => Some(Stage::HealthOk),
         _ => None,
     }
@@ -253,14 +257,18 @@ mod tests {
     #[test]
     fn steps_map_to_fleet_stages() {
         use crate::steps::Step;
-        assert_eq!(stage_after(&Step::JoinCluster), Some(Stage::Joined));
-        assert_eq!(stage_after(&Step::CreateCluster), Some(Stage::Joined));
+        let none: &[String] = &[];
+        assert_eq!(stage_after(&Step::JoinCluster, none), Some(Stage::Joined));
+        assert_eq!(stage_after(&Step::CreateCluster, none), Some(Stage::Joined));
+        let one = ["ceph-osd:/dev/sdb".to_string()];
+        let two = [one[0].clone(), "ceph-osd:/dev/sdc".to_string()];
         assert_eq!(
-            stage_after(&Step::Osd("/dev/sdb".into())),
+            stage_after(&Step::Osd("/dev/sdb".into()), &one),
             Some(Stage::CephUp)
         );
-        assert_eq!(stage_after(&Step::Health), Some(Stage::HealthOk));
-        assert_eq!(stage_after(&Step::Mon), None);
+        assert_eq!(stage_after(&Step::Osd("/dev/sdc".into()), &two), None);
+        assert_eq!(stage_after(&Step::Health, none), Some(Stage::HealthOk));
+        assert_eq!(stage_after(&Step::Mon, none), None);
     }
 
     #[test]

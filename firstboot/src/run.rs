@@ -419,7 +419,7 @@ impl Runner<'_> {
         self.state.wait_since.remove(&id);
         self.state.waiting_for = None;
         self.state.doing = None;
-        if let Some(stage) = crate::report::stage_after(step) {
+        if let Some(stage) = crate::report::stage_after(step, &self.state.done) {
             self.post_stage(stage);
         }
     }
