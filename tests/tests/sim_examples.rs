@@ -173,3 +173,29 @@ fn agents_report_their_stages_to_the_report_url() {
         );
     }
 }
+
+/// A node whose first boot fails reports `failed` with the step and the reason.
+#[test]
+fn a_failed_first_boot_reports_its_reason() {
+    let spec = workspace_root().join("examples/lab.toml");
+    let mut plan = hcikit::spec::load(&spec).expect("example loads").plan;
+    plan.firstboot.report_url = Some("http://10.2.21.5:8080/report".into());
+    let mut cfg = SimConfig::default();
+    cfg.faults.absent.insert("pve3".into());
+    let r = sim::simulate(&plan, &cfg);
+    let failed: Vec<&str> = r
+        .events
+        .iter()
+        .filter(|e| e.node == "pve1")
+        .filter_map(|e| {
+            e.text
+                .strip_prefix("report to http://10.2.21.5:8080/report: failed: ")
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", r.events);
+    assert!(
+        failed[0].starts_with("step peers: ") && failed[0].contains("pve3"),
+        "{}",
+        failed[0]
+    );
+}
