@@ -240,6 +240,7 @@ impl Fixture {
             installer: false,
             epoch: Some(EPOCH),
             progress: Progress::quiet(),
+            pxe: None,
         }
     }
 }
