@@ -138,6 +138,7 @@ my @api = (
     ['create', '/cluster/notifications/matchers', 'PVE::API2::Cluster::Notifications', 'matchers'],
     ['set', '/cluster/notifications/matchers/{name}', 'PVE::API2::Cluster::Notifications', 'matchers/{name}'],
     ['create', '/cluster/notifications/targets/{name}/test', 'PVE::API2::Cluster::Notifications', 'targets/{name}/test'],
+    ['get', '/nodes/{node}/tasks', 'PVE::API2::Tasks', ''],
     ['get', '/nodes/{node}/tasks/{upid}/status', 'PVE::API2::Tasks', '{upid}/status'],
 );
 my %verb_method = (get => 'GET', set => 'PUT', create => 'POST', delete => 'DELETE');
