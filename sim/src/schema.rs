@@ -853,6 +853,8 @@ pub const NOT_MODELLED_FORMATS: &[&str] = &[
     "pve-dir-override",
     "pve-storage-zfs-blocksize",
     "ldap-simple-attr",
+    "pve-task-status-type",
+    "pve-vmid",
     "pve-ha-node",
 ];
 
