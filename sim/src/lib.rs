@@ -57,6 +57,7 @@
 pub mod critical;
 pub mod faults;
 pub mod flags;
+pub mod schema;
 pub mod world;
 
 use anyhow::{bail, Result};

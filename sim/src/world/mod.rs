@@ -4,7 +4,7 @@
 //! (`at`), so a query from another node during a long command sees the intermediate
 //! state (e.g. the founder inquorate while a joiner's corosync is not up yet).
 
-use crate::flags::{self, Parsed, DC_KEYS};
+use crate::flags::{self, Parsed};
 use crate::Latencies;
 use hcikit_firstboot::host::Output;
 use hcikit_firstboot::plan::Plan;
@@ -650,10 +650,17 @@ impl World {
     /// Runs a command (already stripped of any `ssh` wrapper) on node `i`.
     pub fn command(&mut self, i: usize, argv: &[String], stdin: Option<&[u8]>) -> Reply {
         let q = self.lat.query_ms;
-        let p = match flags::parse(argv) {
+        // Proxmox's tools are checked against the schemas of the source for this PVE
+        // major; the other programs against their hand-written synopses.
+        let parsed = crate::schema::check(argv, self.plan.cluster.pve_major)
+            .unwrap_or_else(|| flags::parse(argv));
+        let mut p = match parsed {
             Ok(p) => p,
             Err(r) => return fail(q, r.code, r.msg),
         };
+        if p.cmd.starts_with("pvesh get ") {
+            p.cmd = "pvesh get".into();
+        }
         let shown = format!("{} {}", p.cmd, p.pos.join(" "));
         let shown = shown.trim().to_string();
         match p.cmd.as_str() {

@@ -160,7 +160,6 @@ impl World {
             return r;
         }
         for (k, v) in &p.opts {
-            debug_assert!(DC_KEYS.contains(&k.as_str()));
             let parsed = dc_property(k, v);
             let field = |f: &str| {
                 parsed
