@@ -545,7 +545,10 @@ fn is_number(s: &str) -> bool {
         }
         None => !mant.is_empty() && mant.bytes().all(|c| c.is_ascii_digit()),
     };
-    let exp_ok = exp.map_or(true, is_integer);
+    let exp_ok = match exp {
+        Some(e) => is_integer(e),
+        None => true,
+    };
     mant_ok && exp_ok
 }
 
