@@ -663,3 +663,21 @@ mod tests {
         assert_eq!(c.mon_host, ["10.0.0.1", "10.0.0.2"]);
     }
 }
+
+/// `ceph config dump -f json`: a list of `{section, name, value, ...}` (Ceph
+/// `ConfigMonitor`'s dump; the same entries `ceph config get` reads).
+pub fn ceph_config_dump(text: &str) -> Result<BTreeMap<(String, String), String>> {
+    let v: Value = serde_json::from_str(text).context("ceph config dump is not JSON")?;
+    let mut out = BTreeMap::new();
+    for e in v.as_array().context("ceph config dump is not a list")? {
+        let (Some(who), Some(name), Some(value)) = (
+            e["section"].as_str(),
+            e["name"].as_str(),
+            e["value"].as_str(),
+        ) else {
+            continue;
+        };
+        out.insert((who.to_string(), name.to_string()), value.to_string());
+    }
+    Ok(out)
+}

@@ -138,6 +138,10 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         if want.mds {
             o.mds = query(h, ceph_json(&["mds", "stat"])).and_then(|s| observe::mds_stat(&s).ok());
         }
+        if want.ceph_config {
+            o.ceph_config = query(h, ceph_json(&["config", "dump"]))
+                .and_then(|s| observe::ceph_config_dump(&s).ok());
+        }
         if want.pools {
             o.pools = query(h, ceph_json(&["osd", "pool", "ls", "detail"]))
                 .and_then(|s| observe::pools(&s).ok());

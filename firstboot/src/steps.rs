@@ -37,6 +37,9 @@ pub enum Step {
     CephPackages,
     ClusterComplete,
     CephInit,
+    /// Founder: one `[ceph.config.<who>]` option into Ceph's configuration database,
+    /// as `who/key`.
+    CephConfig(String),
     Mon,
     Mgr,
     Osd(String),
@@ -68,6 +71,7 @@ impl Step {
             Step::CephPackages => "ceph-packages".into(),
             Step::ClusterComplete => "cluster-complete".into(),
             Step::CephInit => "ceph-init".into(),
+            Step::CephConfig(k) => format!("ceph-config:{k}"),
             Step::Mon => "ceph-mon".into(),
             Step::Mgr => "ceph-mgr".into(),
             Step::Osd(d) => format!("ceph-osd:{d}"),
@@ -99,6 +103,7 @@ impl Step {
             Step::SshConfig | Step::RevokeBootstrap | Step::DropBootstrapKey => Domain::Ssh,
             Step::CephPackages
             | Step::CephInit
+            | Step::CephConfig(_)
             | Step::Mon
             | Step::Mgr
             | Step::Osd(_)
@@ -147,6 +152,11 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         }
         if ceph.mons.contains(&me.name) {
             s.push(Step::Mon);
+        }
+        // `ceph config set` needs a monitor; the options go in before any OSD or MDS
+        // starts (every OSD and MDS step waits for them).
+        if founder {
+            s.extend(ceph_config_steps(plan));
         }
         if ceph.mgrs.contains(&me.name) {
             s.push(Step::Mgr);
@@ -213,6 +223,18 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         s.push(Step::DropBootstrapKey);
     }
     s
+}
+
+/// The `[ceph.config.*]` options, one step each (`who/key`).
+pub fn ceph_config_steps(plan: &Plan) -> Vec<Step> {
+    plan.ceph
+        .iter()
+        .flat_map(|c| c.extra_config.iter())
+        .flat_map(|(who, kv)| {
+            kv.keys()
+                .map(move |k| Step::CephConfig(format!("{who}/{k}")))
+        })
+        .collect()
 }
 
 /// A step of another (or this) node that a step waits for.
@@ -283,6 +305,15 @@ impl Step {
                     if *m != me.name {
                         d.all.push(at(m, Step::Mon));
                     }
+                }
+                if matches!(self, Step::Osd(_) | Step::Mds) {
+                    d.all
+                        .extend(ceph_config_steps(plan).into_iter().map(|s| at(founder, s)));
+                }
+            }
+            Step::CephConfig(_) => {
+                if let Some(m) = first_mon {
+                    d.all.push(at(m, Step::Mon));
                 }
             }
             Step::Pool(_) => {
@@ -421,6 +452,15 @@ impl Step {
                 s
             }
             Step::Mds => "pveceph mds create".into(),
+            Step::CephConfig(k) => {
+                let (who, key) = k.split_once('/').unwrap_or(("global", k));
+                let value = ceph
+                    .and_then(|c| c.extra_config.get(who))
+                    .and_then(|kv| kv.get(key))
+                    .cloned()
+                    .unwrap_or_default();
+                format!("ceph config set {who} {key} {value} (read back with ceph config dump)")
+            }
             Step::Pool(name) => match ceph.and_then(|c| c.pools.iter().find(|p| p.name == *name)) {
                 Some(p) => {
                     let mut s = format!(

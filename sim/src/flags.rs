@@ -86,6 +86,18 @@ const SPECS: &[Spec] = &[
         switches: &[],
     },
     Spec {
+        cmd: "ceph config dump",
+        positionals: 0,
+        flags: &["f", "format", "connect-timeout", "conf", "c"],
+        switches: &[],
+    },
+    Spec {
+        cmd: "ceph config set",
+        positionals: 3,
+        flags: &["connect-timeout", "conf", "c"],
+        switches: &[],
+    },
+    Spec {
         cmd: "ceph fs ls",
         positionals: 0,
         flags: &["f", "format", "connect-timeout", "conf", "c"],

@@ -81,11 +81,12 @@ impl Ctx<'_> {
                 for t in &m.targets {
                     c = c.opt("target", t.clone());
                 }
-                for s in &m.match_severity {
-                    c = c.opt("match-severity", s.clone());
+                let (severity, fields) = matcher_rules(&m.match_severity, &m.match_field);
+                if let Some(s) = severity {
+                    c = c.opt("match-severity", s);
                 }
-                for f in &m.match_field {
-                    c = c.opt("match-field", f.clone());
+                for f in fields {
+                    c = c.opt("match-field", f);
                 }
                 if m.invert_match {
                     c = c.opt("invert-match", "1");
@@ -228,4 +229,43 @@ impl Ctx<'_> {
         }
         run(step.clone(), c, 60, 20)
     }
+}
+
+/// The `match-severity` and `match-field` elements of a matcher. Each repetition of an
+/// array option is one element (pve-common JSONSchema `get_options`), each element is one
+/// rule, and `mode all` requires every rule to match (proxmox-notify `src/matcher.rs`
+/// `check_matches`). Severities meant as alternatives are therefore one comma-joined
+/// element, as the GUI sends them, and `exact:` values for the same field are joined the
+/// same way (`FieldMatcher::from_str` splits the value list on commas); `regex:` rules
+/// stay one element each.
+pub fn matcher_rules(severities: &[String], fields: &[String]) -> (Option<String>, Vec<String>) {
+    enum Rule {
+        Exact(String, Vec<String>),
+        Other(String),
+    }
+    let severity = (!severities.is_empty()).then(|| severities.join(","));
+    let mut rules: Vec<Rule> = Vec::new();
+    for f in fields {
+        match f.strip_prefix("exact:").and_then(|r| r.split_once('=')) {
+            Some((field, value)) => {
+                let known = rules.iter_mut().find_map(|r| match r {
+                    Rule::Exact(n, vs) if n == field => Some(vs),
+                    _ => None,
+                });
+                match known {
+                    Some(vs) => vs.push(value.to_string()),
+                    None => rules.push(Rule::Exact(field.to_string(), vec![value.to_string()])),
+                }
+            }
+            None => rules.push(Rule::Other(f.clone())),
+        }
+    }
+    let fields = rules
+        .into_iter()
+        .map(|r| match r {
+            Rule::Exact(field, vs) => format!("exact:{field}={}", vs.join(",")),
+            Rule::Other(f) => f,
+        })
+        .collect();
+    (severity, fields)
 }

@@ -60,6 +60,8 @@ pub struct Observed {
     pub mgrs: Option<BTreeSet<String>>,
     pub osd_tree: Option<OsdTree>,
     pub mds: Option<MdsStat>,
+    /// `ceph config dump`: (who, option) → value.
+    pub ceph_config: Option<BTreeMap<(String, String), String>>,
     pub pools: Option<Vec<PoolInfo>>,
     pub storages: Option<BTreeSet<String>>,
     /// `ceph-volume lvm list`: device → (osd id, cluster fsid).
@@ -412,6 +414,7 @@ pub struct Interest {
     pub mgrs: bool,
     pub osd_tree: bool,
     pub mds: bool,
+    pub ceph_config: bool,
     pub pools: bool,
     pub storages: bool,
     pub disks: bool,
@@ -481,10 +484,16 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
             ceph(i);
             i.osd_tree = true;
             i.disks = true;
+            i.ceph_config = true;
         }
         Step::Mds => {
             ceph(i);
             i.mds = true;
+            i.ceph_config = true;
+        }
+        Step::CephConfig(_) => {
+            ceph(i);
+            i.ceph_config = true;
         }
         Step::Pool(_) => {
             ceph(i);

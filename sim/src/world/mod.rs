@@ -141,6 +141,12 @@ pub struct CephWorld {
     pub fsid: Option<String>,
     pub public_network: Option<String>,
     pub cluster_network: Option<String>,
+    /// osd_pool_default_size/min_size in ceph.conf, written by the first `pveceph init`.
+    pub pool_defaults: Option<(u8, u8)>,
+    /// Ceph's configuration database (`ceph config set`): `who/option` → value.
+    pub config: BTreeMap<String, String>,
+    /// `who/option` set after a daemon that reads it was already running.
+    pub config_after_daemons: Vec<String>,
     pub mons: Vec<Daemon>,
     pub mgrs: Vec<Daemon>,
     pub mds: Vec<Daemon>,
@@ -697,7 +703,9 @@ impl World {
             | "ceph osd tree"
             | "ceph mds stat"
             | "ceph osd pool ls detail"
-            | "ceph fs ls" => self.ceph_query(i, &p),
+            | "ceph fs ls"
+            | "ceph config dump"
+            | "ceph config set" => self.ceph_query(i, &p),
             "ceph-volume lvm list" => self.volume_list(i),
             "ceph-volume lvm zap" => self.zap(i, &p),
             "lsblk" => self.lsblk(i),
@@ -751,6 +759,8 @@ impl World {
                 "mds": self.ceph.mds.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
                 "osds": self.ceph.osds.iter().map(|o| json!({"id": o.id, "host": o.host, "device": o.device, "up": self.osd_up(o), "in": true})).collect::<Vec<_>>(),
                 "pools": self.ceph.pools,
+                "config": self.ceph.config,
+                "config-set-after-daemons": self.ceph.config_after_daemons,
                 "filesystems": self.ceph.fs,
             },
             "storages": self.pmx.storages,

@@ -33,9 +33,6 @@ impl World {
         if let Some(r) = self.need_quorum(i) {
             return r;
         }
-        if p.has("cluster-network") && !p.has("network") {
-            return fail(l, 255, "400 Parameter verification failed.\ncluster-network: 'cluster-network' requires option 'network'");
-        }
         if self.ceph.fsid.is_none() {
             self.ceph.fsid = Some(format!(
                 "5b0c3e0e-0000-4000-8000-{:012x}",
@@ -43,6 +40,12 @@ impl World {
             ));
         }
         self.nodes[i].ceph_symlink = true;
+        // pve-manager PVE/API2/Ceph.pm `init`: only the call that creates ceph.conf
+        // writes osd_pool_default_size/min_size (defaults 3 and 2); later calls keep them.
+        if self.ceph.pool_defaults.is_none() {
+            let num = |k: &str, d: u8| p.opt(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+            self.ceph.pool_defaults = Some((num("size", 3), num("min_size", 2)));
+        }
         if let Some(n) = p.opt("network") {
             self.ceph.public_network = Some(n.to_string());
             self.ceph.cluster_network = Some(p.opt("cluster-network").unwrap_or(n).to_string());
@@ -109,10 +112,13 @@ impl World {
                 name: me.clone(),
                 at: at + 1_000,
             });
+            // The first active mgr creates `.mgr` with the cluster's pool defaults
+            // (Ceph's osd_pool_default_size/min_size from ceph.conf).
+            let (size, min_size) = self.ceph.pool_defaults.unwrap_or((3, 2));
             self.ceph.pools.push(SimPool {
                 name: ".mgr".into(),
-                size: 3,
-                min_size: 2,
+                size,
+                min_size,
                 pg_num: 1,
                 pg_autoscale_mode: "on".into(),
                 application: "mgr".into(),
@@ -339,12 +345,9 @@ impl World {
         };
         let pg: u32 = p.opt("pg_num").and_then(|v| v.parse().ok()).unwrap_or(128);
         let at = self.now + l;
-        let size = self
-            .plan
-            .ceph
-            .as_ref()
-            .map(|c| (c.size, c.min_size))
-            .unwrap_or((3, 2));
+        // FS.pm createfs creates its pools without size/min_size: they get the
+        // osd_pool_default_size/min_size that the first `pveceph init` wrote.
+        let size = self.ceph.pool_defaults.unwrap_or((3, 2));
         for (n, pg) in [(data, pg), (meta, (pg / 4).max(8))] {
             self.ceph.pools.push(SimPool {
                 name: n,
