@@ -121,3 +121,82 @@ fn item4_ceph_config_options_are_set_before_the_osds_start() {
         "set at {last_set}, first OSD at {first_osd}"
     );
 }
+
+/// Item 5 and the "realms" variant: realms plus a matcher with two severities and two
+/// match-fields for one field converge, and the matcher can fire (each repeated
+/// `--match-severity` would be one rule, AND-ed under `mode all`).
+#[test]
+fn item5_realms_and_a_two_severity_matcher_converge() {
+    use hcikit_firstboot::plan::{Matcher, Realm, SecretRef};
+    let mut plan = example::lab_plan();
+    let target = plan.notifications.smtp[0].name.clone();
+    plan.notifications.matchers = vec![Matcher {
+        name: "alerts".into(),
+        targets: vec![target],
+        mode: "all".into(),
+        match_severity: vec!["error".into(), "warning".into()],
+        match_field: vec!["exact:type=vzdump".into(), "exact:type=replication".into()],
+        invert_match: false,
+        comment: None,
+    }];
+    plan.realms = vec![
+        Realm {
+            name: "corp".into(),
+            kind: "ad".into(),
+            options: [
+                ("server1".to_string(), "dc1.corp.example".to_string()),
+                ("domain".to_string(), "corp.example".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            secret: Some(SecretRef::new("realm/corp/bind-password")),
+            default: false,
+            comment: None,
+        },
+        Realm {
+            name: "sso".into(),
+            kind: "openid".into(),
+            options: [
+                (
+                    "issuer-url".to_string(),
+                    "https://sso.example.com".to_string(),
+                ),
+                ("client-id".to_string(), "pve".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            secret: None,
+            default: false,
+            comment: None,
+        },
+    ];
+    let r = run(&plan, 43);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    assert_eq!(health(&r), "HEALTH_OK");
+    let s = r.world.summary();
+    assert_eq!(
+        s["notifications"]["matchers-that-never-match"],
+        serde_json::json!([])
+    );
+    let m = r
+        .log
+        .iter()
+        .find(|e| {
+            e.command
+                .contains("/cluster/notifications/matchers --name alerts")
+        })
+        .unwrap();
+    assert_eq!(
+        m.command.matches("--match-severity").count(),
+        1,
+        "{}",
+        m.command
+    );
+    assert!(
+        m.command
+            .contains("--match-field exact:type=vzdump,replication"),
+        "{}",
+        m.command
+    );
+    assert_eq!(s["realms"], serde_json::json!(["corp", "sso"]));
+}

@@ -269,3 +269,31 @@ pub fn matcher_rules(severities: &[String], fields: &[String]) -> (Option<String
         .collect();
     (severity, fields)
 }
+
+#[cfg(test)]
+mod fidelity_tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// Item 5: alternatives are one element; repeated elements are AND-ed under `mode all`.
+    #[test]
+    fn item5_matcher_alternatives_are_one_element() {
+        let (sev, fields) = matcher_rules(
+            &v(&["error", "warning"]),
+            &v(&[
+                "exact:type=vzdump",
+                "regex:hostname=^pve",
+                "exact:type=replication",
+            ]),
+        );
+        assert_eq!(sev.as_deref(), Some("error,warning"));
+        assert_eq!(
+            fields,
+            v(&["exact:type=vzdump,replication", "regex:hostname=^pve"])
+        );
+        assert_eq!(matcher_rules(&[], &[]), (None, vec![]));
+    }
+}

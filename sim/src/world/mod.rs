@@ -181,6 +181,8 @@ pub struct Pmxcfs {
     #[serde(skip)]
     pub smtp_passwords: BTreeMap<String, String>,
     pub matchers: BTreeMap<String, Vec<String>>,
+    /// Matchers whose severity rules can never all match one notification.
+    pub dead_matchers: BTreeSet<String>,
     pub realms: BTreeMap<String, Vec<(String, String)>>,
     pub authorized_keys: String,
 }
@@ -771,6 +773,7 @@ impl World {
                 "smtp": self.pmx.smtp.iter().map(|(k, v)| (k.clone(), v.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
                 "smtp-with-password": self.pmx.smtp_passwords.keys().collect::<Vec<_>>(),
                 "matchers": self.pmx.matchers,
+                "matchers-that-never-match": self.pmx.dead_matchers,
             },
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
             "corosync-key-from-seed": self.seeded_authkey,

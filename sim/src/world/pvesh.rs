@@ -262,6 +262,27 @@ impl World {
                 return fail(q, 255, format!("target '{t}' does not exist"));
             }
         }
+        // proxmox-notify src/matcher.rs: every match-severity element is one
+        // SeverityMatcher (a comma list), and `mode all` (the default) needs every
+        // element to match the notification's one severity. Elements without a common
+        // severity make a matcher that can never fire.
+        let mode_all = p.opt("mode").unwrap_or("all") == "all";
+        let sets: Vec<BTreeSet<String>> = p
+            .all("match-severity")
+            .iter()
+            .map(|e| e.split(',').map(|s| s.trim().to_string()).collect())
+            .collect();
+        let common = sets
+            .iter()
+            .skip(1)
+            .fold(sets.first().cloned().unwrap_or_default(), |acc, s| {
+                acc.intersection(s).cloned().collect()
+            });
+        if mode_all && sets.len() > 1 && common.is_empty() {
+            self.pmx.dead_matchers.insert(name.clone());
+        } else {
+            self.pmx.dead_matchers.remove(&name);
+        }
         self.pmx.matchers.insert(name, targets);
         ok(q, "")
     }
