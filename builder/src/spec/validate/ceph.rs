@@ -252,6 +252,11 @@ impl Checker {
             if let Some(pg) = fs.pg_num {
                 if let Err(m) = check_pg_num(pg) {
                     self.err(format!("{k}.pg-num"), m);
+                } else if pg < MIN_CEPHFS_PG_NUM {
+                    self.err(
+                        format!("{k}.pg-num"),
+                        format!("{pg} is below the {MIN_CEPHFS_PG_NUM} placement groups pveceph fs create needs; use 8 or more (a power of two)"),
+                    );
                 }
             }
             for suffix in ["_data", "_metadata"] {

@@ -18,7 +18,7 @@ impl Checker {
                 self.err(
                     format!("{k}.name"),
                     format!(
-                        "{:?} is not a valid target name; use letters, digits, '.', '-' and '_'",
+                        "{:?} is not a valid target name; use 2 to 32 letters, digits, '-' and '_', starting with a letter",
                         s.name
                     ),
                 );
@@ -105,7 +105,7 @@ impl Checker {
         for (i, m) in n.matchers.iter().enumerate() {
             let k = format!("notifications.matchers[{i}]");
             if !is_notify_name(&m.name) || m.name == "default-matcher" {
-                self.err(format!("{k}.name"), format!("{:?} is not a valid matcher name (default-matcher is built in; use default-matcher-targets)", m.name));
+                self.err(format!("{k}.name"), format!("{:?} is not a valid matcher name; use 2 to 32 letters, digits, '-' and '_', starting with a letter (default-matcher is built in; use default-matcher-targets)", m.name));
             }
             if m.targets.is_empty() {
                 self.err(
