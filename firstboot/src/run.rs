@@ -12,7 +12,7 @@ use crate::host::{CommandLine, Host, Output, REDACTED};
 use crate::layout::STATE_FILE;
 use crate::layout::{
     self, BOOTSTRAP_KEY, BOOTSTRAP_PUB, CEPH_BINARIES, CEPH_INSTALL_FLAG, CLUSTER_AUTHORIZED_KEYS,
-    KNOWN_HOSTS, NOTIFICATIONS_CFG, SENDMAIL,
+    NOTIFICATIONS_CFG, SENDMAIL,
 };
 use crate::observe;
 use crate::plan::{Node, Plan};
@@ -64,7 +64,7 @@ pub fn ssh(ip: &str, remote: CommandLine) -> CommandLine {
         .args(["-o", "StrictHostKeyChecking=yes"])
         .args([
             "-o".to_string(),
-            format!("UserKnownHostsFile={KNOWN_HOSTS}"),
+            format!("UserKnownHostsFile={}", layout::PINNED_KNOWN_HOSTS),
         ])
         .args(["-o", "ConnectTimeout=10"])
         .arg(format!("root@{ip}"))

@@ -12,7 +12,7 @@
 use crate::host::CommandLine;
 use crate::layout::{
     BOOTSTRAP_KEY, CEPH_BINARIES, CEPH_INSTALL_FLAG, CLUSTER_AUTHORIZED_KEYS, COROSYNC_KEY,
-    KNOWN_HOSTS, PVE_BINARIES, SSH_CONFIG,
+    PINNED_KNOWN_HOSTS, PVE_BINARIES, SSH_CONFIG, SSH_HOST_RSA_PUB,
 };
 use crate::observe::{
     property_string, BlockDev, CephConf, CephStatus, ClusterStatus, MdsStat, MonDump, OsdTree,
