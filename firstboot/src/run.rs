@@ -84,6 +84,16 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         corosync_conf: h.exists(layout::COROSYNC_CONF),
         pve_missing: !layout::PVE_BINARIES.iter().all(|b| h.exists(b)),
         bootstrap_key_present: h.exists(BOOTSTRAP_KEY),
+        rsa_host_key: h
+            .read(layout::SSH_HOST_RSA_PUB)
+            .ok()
+            .flatten()
+            .is_some_and(|b| {
+                // Setup.pm: m/^(ssh-rsa\s\S+)(\s.*)?$/m
+                String::from_utf8_lossy(&b)
+                    .lines()
+                    .any(|l| l.starts_with("ssh-rsa ") && l.split_whitespace().nth(1).is_some())
+            }),
         ..Observed::default()
     };
     if want.peers && !o.corosync_conf {
@@ -116,7 +126,23 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         if let Some(f) = plan.node(&plan.cluster.founder) {
             o.founder_cluster = query(h, ssh(&f.primary_ip, pvesh_get("/cluster/status")))
                 .and_then(|s| observe::cluster_status(&s).ok());
+            // Joins go strictly one at a time: the previous joiner's end-of-join write
+            // must be visible cluster-wide before this node starts.
+            let order = &plan.cluster.join_order;
+            let prev = order
+                .iter()
+                .position(|j| *j == me.name)
+                .and_then(|i| i.checked_sub(1))
+                .map(|i| order[i].clone());
+            if let Some(prev) = prev {
+                let path = crate::decide::node_known_hosts(&prev);
+                o.prev_join_finished =
+                    Some(query(h, ssh(&f.primary_ip, CommandLine::new("cat").arg(path))).is_some());
+            }
         }
+    }
+    if want.local_cluster && member {
+        o.own_join_finished = h.exists(&crate::decide::node_known_hosts(&me.name));
     }
     // Ceph queries hang without a monitor: ask only once ceph.conf names one.
     let ceph_up = o.ceph_conf.as_ref().is_some_and(|c| !c.mon_host.is_empty());
@@ -534,12 +560,7 @@ impl Runner<'_> {
     fn verify(&mut self, action: &Action, out: Option<&Output>) -> bool {
         // Exit 0 proves nothing, but a task that says it failed has failed: no need to
         // wait for the result to show up.
-        let failed_exit = out.is_some_and(|o| {
-            !o.success()
-                || o.stderr.contains("TASK ERROR:")
-                || o.stderr.contains("Cluster join aborted!")
-                || o.stdout.contains("TASK ERROR:")
-        });
+        let failed_exit = out.is_some_and(|o| !o.success() || task_failed_exit0(action, o));
         match &action.verify {
             Verify::ExitZero => out.is_some_and(Output::success),
             v => {
@@ -631,4 +652,35 @@ impl Runner<'_> {
             Err(e) => tracing::warn!("failure mail not sent: {e:#}"),
         }
     }
+}
+
+/// Did a synced worker task fail although the CLI exited 0? Commands whose `$cmddef` entry
+/// has no `$upid_exit` (`pvecm create`, `pvecm add`, `pveceph pool create`, `pveceph fs
+/// create`; pve-cluster `src/PVE/CLI/pvecm.pm`, pve-manager `PVE/CLI/pveceph.pm`) exit 0
+/// whatever the task did. In CLI mode the task's output goes to stdout and, when it fails,
+/// only its bare error message goes to stderr; `TASK ERROR:` is written to the task log
+/// alone, and a task with warnings prints `Task finished with N warning(s)!` instead
+/// (pve-common `src/PVE/RESTEnvironment.pm` `fork_worker`, `$tee_worker`).
+pub fn task_failed_exit0(action: &Action, o: &Output) -> bool {
+    let cmd = match &action.kind {
+        ActionKind::Run(c) => c,
+        _ => return false,
+    };
+    let argv = cmd.line.argv();
+    let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).take(3).collect();
+    let sync_worker = matches!(
+        words.as_slice(),
+        ["pvecm", "create", ..]
+            | ["pvecm", "add", ..]
+            | ["pveceph", "pool", "create"]
+            | ["pveceph", "fs", "create"]
+    );
+    sync_worker
+        && o.stderr.lines().any(|l| {
+            let l = l.trim();
+            // The CLI's own `warn`ings (log_warn: "WARN: ...") are no task failure.
+            !l.is_empty()
+                && !l.starts_with("WARN: ")
+                && !(l.starts_with("Task finished with ") && l.ends_with(" warning(s)!"))
+        })
 }

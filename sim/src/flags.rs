@@ -128,6 +128,12 @@ const SPECS: &[Spec] = &[
         switches: &["no-act", "json", "n", "J"],
     },
     Spec {
+        cmd: "cat",
+        positionals: 1,
+        flags: &[],
+        switches: &[],
+    },
+    Spec {
         cmd: "sendmail",
         positionals: 0,
         flags: &[],

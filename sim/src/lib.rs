@@ -342,7 +342,9 @@ impl SimHost {
             Some(p) if argv[0] == "ssh" => argv[p + 1..].iter().map(String::as_str).collect(),
             _ => argv.iter().map(String::as_str).collect(),
         };
-        matches!(inner.first().copied(), Some("lsblk" | "wipefs" | "ceph"))
+        let config_set = inner.get(1) == Some(&"config") && inner.get(2) == Some(&"set");
+        matches!(inner.first().copied(), Some("lsblk" | "wipefs" | "cat"))
+            || (inner.first() == Some(&"ceph") && !config_set)
             || inner.get(1) == Some(&"get")
             || inner.get(1) == Some(&"lvm") && inner.get(2) == Some(&"list")
     }
@@ -549,6 +551,12 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
     let mut world = World::new(plan, cfg.latencies.clone(), cfg.seed);
     let f = &cfg.faults;
     world.fail_rules = f.fail.clone();
+    world.pve_manager = f.pve_manager.clone();
+    for (node, path) in &f.missing_files {
+        if let Some(i) = world.idx(node) {
+            world.nodes[i].files.remove(path);
+        }
+    }
     for n in &mut world.nodes {
         if f.absent.contains(&n.name) {
             n.boot_at = None;

@@ -210,6 +210,9 @@ fn lab_converges_from_fresh_machines() {
         .find(|m| m.name == "pve2")
         .unwrap();
     assert!(adds[1].start_ms >= pve2.online_at.unwrap(), "{adds:?}");
+    // Item 9: ... and only once pve2's join has finished: its end-of-join write
+    // (/etc/pve/nodes/pve2/ssh_known_hosts) shows up when its `pvecm add` returns.
+    assert!(adds[1].start_ms >= adds[0].end_ms, "{adds:?}");
     // Every changing command was verified.
     for e in r.log.iter().filter(|e| !e.query) {
         assert_eq!(e.verified, Some(true), "{e:?}");
@@ -423,9 +426,14 @@ fn a_join_lock_conflict_is_retried() {
     assert!(adds[..2]
         .iter()
         .all(|e| e.exit == 0 && e.verified == Some(false)));
-    assert!(adds[0]
-        .stderr_tail
-        .contains("cfs-lock 'file-corosync_conf'"));
+    // The remote addnode's error is task output; stderr has the worker's own message.
+    assert!(
+        adds[0]
+            .stderr_tail
+            .starts_with("unable to add node: command failed (ssh 10.2.21.66"),
+        "{}",
+        adds[0].stderr_tail
+    );
     assert_eq!(adds[2].verified, Some(true));
 }
 

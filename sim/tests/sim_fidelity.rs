@@ -200,3 +200,135 @@ fn item5_realms_and_a_two_severity_matcher_converge() {
     );
     assert_eq!(s["realms"], serde_json::json!(["corp", "sso"]));
 }
+
+fn run_with(plan: &Plan, faults: Faults, seed: u64) -> SimReport {
+    sim::simulate(
+        plan,
+        &SimConfig {
+            seed,
+            faults,
+            ..SimConfig::default()
+        },
+    )
+}
+
+/// Item 1 (Proxmox side): `pvecm create` on a node without an RSA host key writes
+/// corosync.conf, dies in ssh_merge_known_hosts and still exits 0, with the bare message
+/// on stderr (pve-cluster Setup.pm, pve-common RESTEnvironment $tee_worker).
+#[test]
+fn item1_pvecm_create_without_an_rsa_key_dies_half_way_with_exit_0() {
+    use hcikit_sim::{Latencies, World};
+    let mut w = World::new(&example::lab_plan(), Latencies::default(), 1);
+    w.nodes[0]
+        .files
+        .remove(hcikit_firstboot::layout::SSH_HOST_RSA_PUB);
+    let argv: Vec<String> = "pvecm create lab --link0 10.2.21.66 --link1 10.2.22.66"
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let r = w.command(0, &argv, None);
+    assert_eq!(r.out.code, 0);
+    assert_eq!(
+        r.out.stderr,
+        "unable to open file '/etc/ssh/ssh_host_rsa_key.pub' - No such file or directory\n"
+    );
+    assert!(r
+        .out
+        .stdout
+        .contains("Writing corosync config to /etc/pve/corosync.conf"));
+    assert!(w.read_file(0, "/etc/pve/corosync.conf").is_some());
+    assert!(w.cluster.is_none(), "corosync never started");
+}
+
+/// Item 1 (agent side): without the RSA key the founder refuses before `pvecm create`,
+/// with a message that names the cause, instead of leaving a half-made cluster.
+#[test]
+fn item1_the_agent_refuses_to_create_without_an_rsa_host_key() {
+    let plan = example::lab_plan();
+    let f = Faults {
+        missing_files: vec![(
+            "pve1".into(),
+            hcikit_firstboot::layout::SSH_HOST_RSA_PUB.into(),
+        )],
+        ..Faults::default()
+    };
+    let r = run_with(&plan, f, 44);
+    let sim::Outcome::Failed(e) = &r.outcomes["pve1"] else {
+        panic!("{:?}", r.outcomes)
+    };
+    assert!(
+        e.contains("holds no ssh-rsa key") && e.contains("pvecm create"),
+        "{e}"
+    );
+    assert!(!r.log.iter().any(|l| l.command.starts_with("pvecm create")));
+}
+
+/// Item 1 (trust): after `pvecm create` replaced /etc/ssh/ssh_known_hosts with the
+/// cluster-wide file, every node's names are still pinned to their ssh-rsa keys.
+#[test]
+fn item1_host_keys_stay_pinned_after_pvecm_create() {
+    let plan = example::lab_plan();
+    let r = run(&plan, 45);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    let known =
+        String::from_utf8(r.world.read_file(0, "/etc/ssh/ssh_known_hosts").unwrap()).unwrap();
+    assert!(
+        !known.contains("ssh-ed25519"),
+        "only ssh-rsa lines survive the merge"
+    );
+    for n in &plan.nodes {
+        let key = hcikit_sim::world::sim_rsa_pub(&n.name);
+        let body = key.rsplit_once(' ').unwrap().0;
+        assert!(
+            known
+                .lines()
+                .any(|l| l.starts_with(&format!("{},", n.name)) && l.ends_with(body)),
+            "{} not pinned:\n{known}",
+            n.name
+        );
+    }
+    // The agent's own pinned copy is untouched.
+    let pinned = r
+        .world
+        .read_file(0, hcikit_firstboot::layout::PINNED_KNOWN_HOSTS)
+        .unwrap();
+    assert!(String::from_utf8_lossy(&pinned).contains("ssh-ed25519"));
+}
+
+/// Item 8: a failed task of a command that exits 0 is caught from its stderr at once,
+/// not when the verification window runs out.
+#[test]
+fn item8_a_failed_task_with_exit_0_is_caught_from_stderr() {
+    use hcikit_sim::{FailKind, FailRule};
+    let plan = example::lab_plan();
+    let f = Faults {
+        fail: vec![FailRule {
+            node: None,
+            command: "pveceph pool create".into(),
+            times: 1,
+            kind: FailKind::TaskError("mon_command failed - pool creation timed out".into()),
+        }],
+        ..Faults::default()
+    };
+    let r = run_with(&plan, f, 46);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    let pools: Vec<_> = r
+        .log
+        .iter()
+        .filter(|e| e.command.starts_with("pveceph pool create"))
+        .collect();
+    assert_eq!(pools.len(), 2);
+    assert_eq!(pools[0].exit, 0);
+    assert_eq!(
+        pools[0].stderr_tail,
+        "mon_command failed - pool creation timed out"
+    );
+    assert_eq!(pools[0].verified, Some(false));
+    // Retried after the step's backoff, not after the 20 s verification window.
+    let verify_window_ms = 20_000;
+    assert!(
+        pools[1].start_ms < pools[0].end_ms + verify_window_ms,
+        "{pools:?}"
+    );
+    assert!(!r.log.iter().any(|e| e.stderr_tail.contains("TASK ERROR")));
+}

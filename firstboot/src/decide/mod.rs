@@ -85,6 +85,30 @@ pub struct Observed {
     pub ssh_config: Option<String>,
     /// (seeded key installed by apply, `/etc/corosync/authkey`) exist.
     pub authkey: Option<(bool, bool)>,
+    /// `/etc/ssh/ssh_host_rsa_key.pub` holds an `ssh-rsa` key.
+    pub rsa_host_key: bool,
+    /// This node's `/etc/pve/nodes/<me>/ssh_known_hosts` exists: the last cluster-wide
+    /// write of a join (pve-cluster Setup.pm `finish_join` → `updatecerts_and_ssh` →
+    /// `ssh_create_node_known_hosts`).
+    pub own_join_finished: bool,
+    /// The previous joiner's `/etc/pve/nodes/<node>/ssh_known_hosts`, read on the founder
+    /// over SSH: `Some(true)` once its join has finished cluster-wide.
+    pub prev_join_finished: Option<bool>,
+}
+
+/// The file a finished join leaves in pmxcfs (pve-cluster Setup.pm
+/// `ssh_create_node_known_hosts`).
+pub fn node_known_hosts(node: &str) -> String {
+    format!("/etc/pve/nodes/{node}/ssh_known_hosts")
+}
+
+/// The message of a node without the RSA host key Proxmox needs.
+pub fn rsa_missing_message(what: &str) -> String {
+    format!(
+        "{SSH_HOST_RSA_PUB} holds no ssh-rsa key: {what} would die in pve-cluster's \
+         ssh_merge_known_hosts/ssh_create_node_known_hosts after writing corosync.conf \
+         (and still exit 0); rebuild the image with this hcikit, which ships a per-node RSA host key"
+    )
 }
 
 /// A command the run executes for a step.

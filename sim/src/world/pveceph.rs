@@ -98,7 +98,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         let first = self.ceph.mons.is_empty();
         let at = self.now + l;
@@ -152,7 +152,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         self.nodes[i].ceph_symlink = true;
         self.ceph.mgrs.push(Daemon {
@@ -186,7 +186,7 @@ impl World {
             return fail(q, 255, format!("device '{dev}' is already in use"));
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         let id = (0..)
             .find(|n| !self.ceph.osds.iter().any(|o| o.id == *n))
@@ -239,7 +239,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         self.ceph.mds.push(Daemon {
             name: name.clone(),
