@@ -361,8 +361,16 @@ impl Runner<'_> {
                     self.state.step = None;
                     self.state.doing = None;
                     self.state.waiting_for = None;
-                    self.save()?;
                     let me = self.me.name.clone();
+                    if me == self.plan.cluster.founder {
+                        self.state.deferred = crate::steps::deferred_ha(self.plan);
+                    }
+                    self.save()?;
+                    for d in self.state.deferred.clone() {
+                        self.report(&format!(
+                            "{me}: HA not applied yet (no guest exists at first boot); once it does: {d}"
+                        ));
+                    }
                     self.report(&format!("{me}: first boot complete"));
                     return Ok(());
                 }

@@ -37,6 +37,7 @@ pub fn render(st: &State, as_json: bool) -> String {
             "last-error": st.last_error,
             "failed": st.failed,
             "attempts": st.attempts,
+            "deferred": st.deferred,
             "updated-ms": st.updated_ms,
         });
         return serde_json::to_string_pretty(&v).expect("json") + "\n";
@@ -66,6 +67,12 @@ pub fn render(st: &State, as_json: bool) -> String {
                     "NOT reachable"
                 }
             ));
+        }
+    }
+    if !st.deferred.is_empty() {
+        s.push_str("not applied yet (run these once the guests exist):\n");
+        for d in &st.deferred {
+            s.push_str(&format!("  {d}\n"));
         }
     }
     if let Some(e) = &st.failed {

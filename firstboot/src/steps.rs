@@ -174,18 +174,12 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         if !plan.datacenter.options.is_empty() {
             s.push(Step::Options);
         }
-        for g in &plan.ha.groups {
-            if plan.ha.uses_rules()
-                && !plan
-                    .ha
-                    .resources
-                    .iter()
-                    .any(|r| r.group.as_ref() == Some(&g.name))
-            {
-                // A PVE 9 node-affinity rule needs resources; a group without any has no rule.
-                continue;
-            }
-            s.push(Step::HaGroup(g.name.clone()));
+        // PVE 8 groups need no guest. PVE 9 node-affinity rules accept only resources
+        // that are already HA-managed, and `ha-manager add` needs the guest to exist:
+        // neither can apply on a fresh cluster, so rules (like resources) are deferred
+        // (see [`deferred_ha`]).
+        if !plan.ha.uses_rules() {
+            s.extend(plan.ha.groups.iter().map(|g| Step::HaGroup(g.name.clone())));
         }
         s.extend(
             plan.notifications
@@ -223,6 +217,52 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         s.push(Step::DropBootstrapKey);
     }
     s
+}
+
+/// The HA intent the first boot cannot apply, as the commands that apply it once the
+/// guests exist (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `create` needs the guest,
+/// `src/PVE/API2/HA/Rules.pm` `create_rule` needs managed resources). They are run by
+/// hand, in this order, once the guests exist; the founder shows them when it finishes
+/// and `hcikit-firstboot status` keeps them.
+pub fn deferred_ha(plan: &Plan) -> Vec<String> {
+    let rules = plan.ha.uses_rules();
+    let mut out: Vec<String> = plan
+        .ha
+        .resources
+        .iter()
+        .map(|r| {
+            let mut c = format!(
+                "ha-manager add {} --state {} --max_restart {} --max_relocate {}",
+                r.sid, r.state, r.max_restart, r.max_relocate
+            );
+            let group = r
+                .group
+                .as_ref()
+                .and_then(|g| plan.ha.groups.iter().find(|x| &x.name == g));
+            match group {
+                Some(g) if !rules => c.push_str(&format!(" --group {}", g.name)),
+                Some(g) if g.nofailback => c.push_str(" --failback 0"),
+                _ => {}
+            }
+            c
+        })
+        .collect();
+    if rules {
+        for g in &plan.ha.groups {
+            let res = plan.ha.resources_in(&g.name);
+            if res.is_empty() {
+                continue;
+            }
+            out.push(format!(
+                "ha-manager rules add node-affinity {} --resources {} --nodes {} --strict {}",
+                g.name,
+                res.join(","),
+                g.nodes_arg(),
+                u8::from(g.restricted)
+            ));
+        }
+    }
+    out
 }
 
 /// The `[ceph.config.*]` options, one step each (`who/key`).

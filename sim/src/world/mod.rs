@@ -182,6 +182,8 @@ pub struct Pmxcfs {
     pub storages: Vec<Storage>,
     pub ha_groups: BTreeMap<String, BTreeMap<String, String>>,
     pub ha_rules: BTreeMap<String, BTreeMap<String, String>>,
+    /// HA-managed resources (`ha-manager add`, which needs the guest to exist).
+    pub ha_resources: BTreeSet<String>,
     /// Public SMTP endpoint fields (`/etc/pve/notifications.cfg`).
     pub smtp: BTreeMap<String, Vec<(String, String)>>,
     /// `/etc/pve/priv/notifications.cfg`: target → password. Never serialised.

@@ -348,6 +348,32 @@ impl World {
         if self.pmx.ha_rules.contains_key(&id) {
             return fail(q, 255, format!("rule '{id}' already defined"));
         }
+        // pve-ha-manager src/PVE/API2/HA/Rules.pm `$assert_valid_resources_param`: every
+        // resource must already be HA-managed (in resources.cfg), which `ha-manager add`
+        // allows only for an existing guest (HA/Resources/PVEVM.pm `exists`). The
+        // simulator has no guests, so nothing ever becomes managed.
+        let resources: Vec<String> = p
+            .opt("resources")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if resources.is_empty() {
+            return fail(q, 255, "no resources were specified");
+        }
+        let mut unmanaged: Vec<String> = resources
+            .into_iter()
+            .filter(|r| !self.pmx.ha_resources.contains(r))
+            .collect();
+        unmanaged.sort();
+        if !unmanaged.is_empty() {
+            return fail(
+                q,
+                255,
+                format!("cannot use unmanaged resource(s) {}.", unmanaged.join(", ")),
+            );
+        }
         self.pmx
             .ha_rules
             .insert(id, p.opts.iter().cloned().collect());
