@@ -201,6 +201,11 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         o.matchers = query(h, pvesh_get("/cluster/notifications/matchers"))
             .and_then(|s| observe::matchers(&s).ok());
     }
+    if want.root_email {
+        o.root_email = query(h, pvesh_get("/access/users/root@pam"))
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .map(|v| v["email"].as_str().unwrap_or_default().to_string());
+    }
     if want.realms {
         o.realms =
             query(h, pvesh_get("/access/domains")).and_then(|s| observe::names(&s, "realm").ok());
@@ -529,6 +534,17 @@ impl Runner<'_> {
             (None, None) => format!("{} did not take effect", action.describe()),
         };
         let detail = self.scrub(&action, &detail);
+        // A mail that does not go out is a warning, never a failed cluster: the cluster
+        // is formed and healthy by then.
+        if matches!(action.step, Step::TestMail(_) | Step::ReadyMail) {
+            let w = format!("{id}: mail not sent: {detail}");
+            tracing::warn!(step = %id, "{w}");
+            self.state.warnings.push(w.clone());
+            self.mark_done(&action.step);
+            self.save()?;
+            self.report(&format!("{me}: WARNING: {w}"));
+            return Ok(());
+        }
         tracing::warn!(step = %id, attempt = n, "{detail}");
         self.state.last_error = Some(detail.clone());
         self.save()?;

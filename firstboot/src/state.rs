@@ -43,6 +43,9 @@ pub struct State {
     /// exist), as the commands that apply it.
     #[serde(default)]
     pub deferred: Vec<String>,
+    /// What went wrong without failing the run (a mail that was not sent).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ pub fn render(st: &State, as_json: bool) -> String {
             "failed": st.failed,
             "attempts": st.attempts,
             "deferred": st.deferred,
+            "warnings": st.warnings,
             "updated-ms": st.updated_ms,
         });
         return serde_json::to_string_pretty(&v).expect("json") + "\n";
@@ -74,6 +75,9 @@ pub fn render(st: &State, as_json: bool) -> String {
         for d in &st.deferred {
             s.push_str(&format!("  {d}\n"));
         }
+    }
+    for w in &st.warnings {
+        s.push_str(&format!("WARNING: {w}\n"));
     }
     if let Some(e) = &st.failed {
         s.push_str(&format!("FAILED:  {e}\n"));

@@ -47,6 +47,8 @@ pub enum Step {
     Pool(String),
     CephFs(String),
     Options,
+    /// Founder: root@pam's e-mail address, before any mail can go to it.
+    RootEmail,
     HaGroup(String),
     Smtp(String),
     Matcher(String),
@@ -79,6 +81,7 @@ impl Step {
             Step::Pool(p) => format!("ceph-pool:{p}"),
             Step::CephFs(f) => format!("cephfs:{f}"),
             Step::Options => "datacenter-options".into(),
+            Step::RootEmail => "root-email".into(),
             Step::HaGroup(g) => format!("ha-group:{g}"),
             Step::Smtp(t) => format!("notify-smtp:{t}"),
             Step::Matcher(m) => format!("notify-matcher:{m}"),
@@ -117,6 +120,7 @@ impl Step {
             | Step::Matcher(_)
             | Step::DefaultMatcher
             | Step::Realm(_)
+            | Step::RootEmail
             | Step::TestMail(_)
             | Step::ReadyMail => Domain::Config,
         }
@@ -180,6 +184,9 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         // (see [`deferred_ha`]).
         if !plan.ha.uses_rules() {
             s.extend(plan.ha.groups.iter().map(|g| Step::HaGroup(g.name.clone())));
+        }
+        if plan.notifications.root_email.is_some() {
+            s.push(Step::RootEmail);
         }
         s.extend(
             plan.notifications
@@ -561,6 +568,10 @@ impl Step {
                     )
                 }
             }
+            Step::RootEmail => format!(
+                "pveum user modify root@pam --email {}",
+                plan.notifications.root_email.as_deref().unwrap_or_default()
+            ),
             Step::Smtp(name) => {
                 let Some(s) = plan.notifications.smtp.iter().find(|t| t.name == *name) else {
                     return format!("smtp target {name}");

@@ -332,3 +332,49 @@ fn item8_a_failed_task_with_exit_0_is_caught_from_stderr() {
     );
     assert!(!r.log.iter().any(|e| e.stderr_tail.contains("TASK ERROR")));
 }
+
+/// Item 3: root@pam gets the spec's address before any mail, so the test and ready mails
+/// to `mailto-user = ["root@pam"]` have a recipient.
+#[test]
+fn item3_root_email_is_set_before_the_mails() {
+    let plan = example::lab_plan();
+    let r = run(&plan, 47);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    let set = r
+        .log
+        .iter()
+        .find(|e| e.command == "pveum user modify root@pam --email admin@lab.example")
+        .expect("root@pam's address is set");
+    let first_mail = r
+        .log
+        .iter()
+        .filter(|e| e.command.contains("/cluster/notifications/targets/"))
+        .map(|e| e.start_ms)
+        .min()
+        .unwrap();
+    assert!(set.end_ms <= first_mail);
+    assert!(r.world.mails.iter().any(|m| m.target == "smtp-relay"));
+    let st: serde_json::Value = serde_json::from_str(&r.states["pve1"]).unwrap();
+    assert_eq!(st["warnings"], serde_json::json!([]));
+}
+
+/// Item 3: a mail that cannot go out (no recipient has an address) is a reported warning;
+/// the cluster still finishes.
+#[test]
+fn item3_a_mail_failure_is_a_warning_not_a_failed_cluster() {
+    let mut plan = example::lab_plan();
+    plan.notifications.root_email = None;
+    let r = run(&plan, 48);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    assert_eq!(health(&r), "HEALTH_OK");
+    let st: serde_json::Value = serde_json::from_str(&r.states["pve1"]).unwrap();
+    let w = st["warnings"].as_array().unwrap();
+    assert!(!w.is_empty());
+    assert!(
+        w.iter()
+            .all(|w| w.as_str().unwrap().contains(
+                "could not notify via endpoint(s): smtp-relay: missing destination address"
+            )),
+        "{w:?}"
+    );
+}

@@ -64,6 +64,26 @@ impl Ctx<'_> {
                 }
                 run(step.clone(), c, 60, 20)
             }
+            Step::RootEmail => {
+                let Some(want) = &plan.notifications.root_email else {
+                    return Eval::Satisfied;
+                };
+                let Some(have) = &obs.root_email else {
+                    return unobserved("root@pam's e-mail address");
+                };
+                if have == want {
+                    return Eval::Satisfied;
+                }
+                // pve-access-control src/PVE/API2/User.pm `update_user` (format email-opt).
+                run(
+                    step.clone(),
+                    CommandLine::new("pveum")
+                        .args(["user", "modify", "root@pam"])
+                        .opt("email", want.clone()),
+                    60,
+                    20,
+                )
+            }
             Step::Matcher(name) => {
                 let Some(have) = &obs.matchers else {
                     return unobserved("notification matchers");
@@ -156,6 +176,11 @@ impl Ctx<'_> {
             Step::TestMail(t) => {
                 if !self.state.is_done(&Step::Smtp(t.clone()).id()) {
                     return dep(format!("SMTP target {t} to be configured"));
+                }
+                if plan.notifications.root_email.is_some()
+                    && !self.state.is_done(&Step::RootEmail.id())
+                {
+                    return dep("root@pam's e-mail address to be set");
                 }
                 Eval::Ready(Action {
                     step: step.clone(),

@@ -77,6 +77,8 @@ pub struct Observed {
     pub smtp: Option<BTreeSet<String>>,
     pub matchers: Option<BTreeMap<String, Vec<String>>>,
     pub realms: Option<BTreeSet<String>>,
+    /// root@pam's e-mail address (`pvesh get /access/users/root@pam`; empty: none).
+    pub root_email: Option<String>,
     /// Is the bootstrap public key still in the cluster's authorized_keys?
     pub bootstrap_authorized: Option<bool>,
     /// Is the bootstrap private key still on this node?
@@ -447,6 +449,7 @@ pub struct Interest {
     pub smtp: bool,
     pub matchers: bool,
     pub realms: bool,
+    pub root_email: bool,
     pub bootstrap: bool,
     pub authkey: bool,
 }
@@ -537,6 +540,7 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
         Step::Smtp(_) => i.smtp = true,
         Step::Matcher(_) | Step::DefaultMatcher => i.matchers = true,
         Step::Realm(_) => i.realms = true,
+        Step::RootEmail => i.root_email = true,
         Step::TestMail(_) | Step::ReadyMail => {}
         Step::RevokeBootstrap | Step::DropBootstrapKey => i.bootstrap = true,
     }

@@ -182,6 +182,8 @@ pub struct Pmxcfs {
     pub storages: Vec<Storage>,
     pub ha_groups: BTreeMap<String, BTreeMap<String, String>>,
     pub ha_rules: BTreeMap<String, BTreeMap<String, String>>,
+    /// E-mail addresses of users (`/etc/pve/user.cfg`); root@pam has none unless set.
+    pub user_emails: BTreeMap<String, String>,
     /// HA-managed resources (`ha-manager add`, which needs the guest to exist).
     pub ha_resources: BTreeSet<String>,
     /// Public SMTP endpoint fields (`/etc/pve/notifications.cfg`).
@@ -771,6 +773,7 @@ impl World {
             "ha-manager groupadd" => self.ha_groupadd(i, &p),
             "ha-manager rules add" => self.ha_rules_add(i, &p),
             "pveum realm add" => self.realm_add(i, &p),
+            "pveum user modify" => self.user_modify(i, &p),
             "ceph -s"
             | "ceph mon dump"
             | "ceph mgr dump"

@@ -134,6 +134,14 @@ impl World {
                 }
                 Value::Array(v)
             }
+            "/access/users/root@pam" => {
+                // pve-access-control API2/User.pm read_user: no `email` key when unset.
+                let mut u = json!({"enable": 1, "expire": 0, "groups": [], "tokens": {}});
+                if let Some(e) = self.pmx.user_emails.get("root@pam") {
+                    u["email"] = json!(e);
+                }
+                u
+            }
             "/access/domains" => {
                 let mut v = vec![
                     json!({"realm":"pam","type":"pam","comment":"Linux PAM standard authentication"}),
@@ -300,6 +308,34 @@ impl World {
                 return fail(q, 255, format!("could not notify via target(s): {t}: username is set but no password was provided"));
             }
         }
+        // proxmox-notify endpoints/common/mail.rs get_recipients: mailto addresses plus
+        // the e-mail of each mailto-user (users without one are skipped); lettre then
+        // refuses a message without recipients (MissingTo), which test_target reports.
+        let fields = self
+            .pmx
+            .smtp
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| vec![("mailto-user".to_string(), "root@pam".to_string())]);
+        let recipients = fields
+            .iter()
+            .filter(|(k, v)| {
+                k == "mailto" || (k == "mailto-user" && self.pmx.user_emails.contains_key(v))
+            })
+            .count();
+        if recipients == 0 {
+            let msg = if t == "mail-to-root" {
+                // proxmox-sendmail: bail!("no recipients provided for the mail, cannot send it.")
+                "no recipients provided for the mail, cannot send it.".to_string()
+            } else {
+                "missing destination address".to_string()
+            };
+            return fail(
+                q,
+                255,
+                format!("Could not test target: could not notify via endpoint(s): {t}: {msg}"),
+            );
+        }
         let from = self.nodes[i].name.clone();
         self.mails.push(Mail {
             at_ms: self.now + q,
@@ -307,6 +343,29 @@ impl World {
             target: t.to_string(),
             subject: format!("Test notification from {t}"),
         });
+        ok(q, "")
+    }
+
+    /// `pveum user modify USERID --email ADDR` (pve-access-control API2/User.pm
+    /// update_user); the schema check has already validated the address.
+    pub(super) fn user_modify(&mut self, i: usize, p: &Parsed) -> Reply {
+        let q = self.lat.write_ms;
+        if let Some(r) = self.need_quorum(i) {
+            return r;
+        }
+        let user = p.pos[0].clone();
+        if user != "root@pam" {
+            return fail(q, 255, format!("no such user ('{user}')"));
+        }
+        match p.opt("email") {
+            Some("") => {
+                self.pmx.user_emails.remove(&user);
+            }
+            Some(e) => {
+                self.pmx.user_emails.insert(user, e.to_string());
+            }
+            None => {}
+        }
         ok(q, "")
     }
 
