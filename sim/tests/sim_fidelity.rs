@@ -378,3 +378,39 @@ fn item3_a_mail_failure_is_a_warning_not_a_failed_cluster() {
         "{w:?}"
     );
 }
+
+/// Item 10: on a PVE 9 node whose pve-manager (9.1.4 to 9.1.11) still calls tentacle a
+/// tech preview, `pveceph install --version tentacle` dies without allow-experimental;
+/// squid, hcikit's PVE 9 default, installs on every PVE 9.
+#[test]
+fn item10_tentacle_is_refused_by_an_older_pve9_pve_manager_squid_is_not() {
+    let mut plan = example::minipc_plan();
+    plan.cluster.pve_major = 9;
+    plan.ha.mode = "rules".into();
+    plan.ha.resources.clear();
+    let ceph = plan.ceph.as_mut().unwrap();
+    ceph.release = "tentacle".into();
+    ceph.version = "20.2".into();
+    let faults = Faults {
+        pve_manager: Some("9.1.5".into()),
+        ..Faults::default()
+    };
+    let r = run_with(&plan, faults.clone(), 49);
+    assert!(!r.all_done());
+    let install = r
+        .log
+        .iter()
+        .find(|e| e.command.starts_with("pveceph install"))
+        .unwrap();
+    assert_eq!(install.exit, 255);
+    assert_eq!(
+        install.stderr_tail,
+        "Refusing to install tech-preview Ceph release 20.2 Tentacle without 'allow-experimental' parameter!"
+    );
+    let ceph = plan.ceph.as_mut().unwrap();
+    ceph.release = "squid".into();
+    ceph.version = "19.2".into();
+    let r = run_with(&plan, faults, 49);
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    assert_eq!(health(&r), "HEALTH_OK");
+}

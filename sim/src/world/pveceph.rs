@@ -12,7 +12,35 @@ impl World {
                 "Do you want to continue? [Y/n] Abort.\napt failed during ceph installation (256)",
             );
         }
-        let version = p.opt("version").unwrap_or("quincy").to_string();
+        // The schema table already holds the release enum of the table's pve-manager. An
+        // older PVE 9 pve-manager offers fewer releases (PVE/Ceph/Releases.pm): tentacle
+        // is missing before 9.1.4 (commit 153e6203) and a tech preview (`unsupported`)
+        // until 9.1.12 (commit f3c0665f); without --allow-experimental the CLI dies
+        // (PVE/CLI/pveceph.pm `install`), a plain die: exit 255.
+        let default = if self.plan.cluster.pve_major >= 9 {
+            "tentacle"
+        } else {
+            "quincy"
+        };
+        let version = p.opt("version").unwrap_or(default).to_string();
+        if let (Some(pm), "tentacle") = (self.pve_manager.as_deref(), version.as_str()) {
+            let v: Vec<u32> = pm.split('.').filter_map(|x| x.parse().ok()).collect();
+            let at_least = |want: &[u32]| v.as_slice() >= want;
+            if !at_least(&[9, 1, 4]) {
+                return fail(
+                    self.lat.query_ms,
+                    255,
+                    "400 Parameter verification failed.\nversion: value 'tentacle' does not have a value in the enumeration 'squid'\n",
+                );
+            }
+            if !at_least(&[9, 1, 12]) && p.opt("allow-experimental") != Some("1") {
+                return fail(
+                    self.lat.query_ms * 10,
+                    255,
+                    "Refusing to install tech-preview Ceph release 20.2 Tentacle without 'allow-experimental' parameter!",
+                );
+            }
+        }
         let now = self.now;
         let n = &mut self.nodes[i];
         n.install_window = Some((now, now + l));

@@ -36,6 +36,10 @@ impl Checker {
                         ),
                     );
                 }
+                Some(("tentacle", _, _)) => self.warn(
+                    "ceph.release",
+                    "tentacle needs pve-manager 9.1.12 or later on the nodes: 9.1.4 to 9.1.11 offer it only as a tech preview that pveceph install refuses without allow-experimental, older ones not at all; squid works on every PVE 9",
+                ),
                 Some(("quincy", _, _)) => self.warn(
                     "ceph.release",
                     "quincy is end of life; prefer reef or squid",
