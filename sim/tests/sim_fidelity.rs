@@ -386,7 +386,7 @@ fn item3_a_mail_failure_is_a_warning_not_a_failed_cluster() {
 fn item10_tentacle_is_refused_by_an_older_pve9_pve_manager_squid_is_not() {
     let mut plan = example::minipc_plan();
     plan.cluster.pve_major = 9;
-    plan.ha.mode = "rules".into();
+    plan.ha.mode = hcikit_firstboot::plan::HaMode::Rules;
     plan.ha.resources.clear();
     let ceph = plan.ceph.as_mut().unwrap();
     ceph.release = "tentacle".into();
