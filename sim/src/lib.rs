@@ -11,7 +11,7 @@
 //! passes the baton. Long waits cost nothing in real time: a full three-node first boot
 //! of about ten virtual minutes runs in milliseconds.
 //!
-//! # What it reproduces (Proxmox sources named in [`flags`] and at each tool in [`world`])
+//! # What it reproduces (Proxmox sources named in [`schema`] and at each tool in [`world`])
 //!
 //! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
 //!   that has one (`assert_joinable`),
@@ -20,8 +20,11 @@
 //!   1→2 join making the founder inquorate until the joiner's corosync is up, the
 //!   `corosync.conf` cfs lock during `addnode`, "no quorum" refusals, pmxcfs restarting
 //!   (pvesh failing briefly) during create and join, and **exit 0 on failed tasks** for
-//!   `pvecm create`/`add`, `pveceph pool create` and `fs create` (`TASK ERROR:` printed).
-//! - `pveceph install` (apt aborts without an answer on stdin; default version quincy),
+//!   `pvecm create`/`add`, `pveceph pool create` and `fs create` (the bare task error on
+//!   stderr, as RESTEnvironment's `$tee_worker` prints it), `pvecm create` and joins dying
+//!   without an RSA host key, the end-of-join write, `ssh_merge_known_hosts`.
+//! - `pveceph install` (apt aborts without an answer on stdin; default version quincy on
+//!   PVE 8, tentacle on PVE 9; tentacle refused as a tech preview by pve-manager < 9.1.12),
 //!   `init` (needs packages and quorum), `mon create` (fails before init, needs quorum of
 //!   the existing mons; the first one adds a mgr), `mgr`/`mds create` ("already exists"),
 //!   `osd create` (refuses used disks: partitions, file systems, LVM, boot disk),
@@ -34,7 +37,9 @@
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,
 //!   matchers, test notifications, realms; `sendmail` routed through matchers.
-//! - A flag table per tool ([`flags`]): unknown flags fail like the real CLI.
+//! - Proxmox's parameter schemas per PVE major ([`schema`], extracted from the source):
+//!   unknown options and illegal values fail with the CLI's message and exit code; a
+//!   flag table ([`flags`]) for the other programs.
 //! - Per-link network reachability, late peers, absent peers, links that come up late.
 //! - Faults: kill an agent before or after any Host call (after = the command took
 //!   effect but the agent never saw the result), then restart it; fail a command N times.
