@@ -24,7 +24,7 @@
 //!   stderr, as RESTEnvironment's `$tee_worker` prints it), `pvecm create` and joins dying
 //!   without an RSA host key, the end-of-join write, `ssh_merge_known_hosts`.
 //! - `pveceph install` (apt aborts without an answer on stdin; default version quincy on
-//!   PVE 8, tentacle on PVE 9; tentacle refused as a tech preview by pve-manager < 9.1.12),
+//!   PVE 8, tentacle on PVE 9; tentacle refused as a tech preview by pve-manager < 9.1.13),
 //!   `init` (needs packages and quorum), `mon create` (fails before init, needs quorum of
 //!   the existing mons; the first one adds a mgr), `mgr`/`mds create` ("already exists"),
 //!   `osd create` (refuses used disks: partitions, file systems, LVM, boot disk),

@@ -379,7 +379,7 @@ fn item3_a_mail_failure_is_a_warning_not_a_failed_cluster() {
     );
 }
 
-/// Item 10: on a PVE 9 node whose pve-manager (9.1.4 to 9.1.11) still calls tentacle a
+/// Item 10: on a PVE 9 node whose pve-manager (9.1.5 to 9.1.12) still calls tentacle a
 /// tech preview, `pveceph install --version tentacle` dies without allow-experimental;
 /// squid, hcikit's PVE 9 default, installs on every PVE 9.
 #[test]

@@ -12,8 +12,8 @@ pub const CEPH_RELEASES: &[(&str, &str, &[u32])] = &[
 ];
 
 /// The Ceph release used when the spec names none: squid on PVE 8 and 9. Every PVE 9
-/// pve-manager installs squid, while tentacle is missing before 9.1.4 and a tech preview
-/// that `pveceph install` refuses non-interactively until 9.1.12 (pve-manager
+/// pve-manager installs squid, while tentacle is missing before 9.1.5 and a tech preview
+/// that `pveceph install` refuses non-interactively before 9.1.13 (pve-manager
 /// `PVE/Ceph/Releases.pm`, commits 153e6203 and f3c0665f) — and hcikit cannot know which
 /// pve-manager a node runs when it builds the image.
 pub fn default_ceph_release(_pve_major: u32) -> &'static str {

@@ -14,8 +14,8 @@ impl World {
         }
         // The schema table already holds the release enum of the table's pve-manager. An
         // older PVE 9 pve-manager offers fewer releases (PVE/Ceph/Releases.pm): tentacle
-        // is missing before 9.1.4 (commit 153e6203) and a tech preview (`unsupported`)
-        // until 9.1.12 (commit f3c0665f); without --allow-experimental the CLI dies
+        // is missing before 9.1.5 (commit 153e6203) and a tech preview (`unsupported`)
+        // before 9.1.13 (commit f3c0665f); without --allow-experimental the CLI dies
         // (PVE/CLI/pveceph.pm `install`), a plain die: exit 255.
         let default = if self.plan.cluster.pve_major >= 9 {
             "tentacle"
@@ -26,14 +26,14 @@ impl World {
         if let (Some(pm), "tentacle") = (self.pve_manager.as_deref(), version.as_str()) {
             let v: Vec<u32> = pm.split('.').filter_map(|x| x.parse().ok()).collect();
             let at_least = |want: &[u32]| v.as_slice() >= want;
-            if !at_least(&[9, 1, 4]) {
+            if !at_least(&[9, 1, 5]) {
                 return fail(
                     self.lat.query_ms,
                     255,
                     "400 Parameter verification failed.\nversion: value 'tentacle' does not have a value in the enumeration 'squid'\n",
                 );
             }
-            if !at_least(&[9, 1, 12]) && p.opt("allow-experimental") != Some("1") {
+            if !at_least(&[9, 1, 13]) && p.opt("allow-experimental") != Some("1") {
                 return fail(
                     self.lat.query_ms * 10,
                     255,

@@ -38,7 +38,7 @@ impl Checker {
                 }
                 Some(("tentacle", _, _)) => self.warn(
                     "ceph.release",
-                    "tentacle needs pve-manager 9.1.12 or later on the nodes: 9.1.4 to 9.1.11 offer it only as a tech preview that pveceph install refuses without allow-experimental, older ones not at all; squid works on every PVE 9",
+                    "tentacle needs pve-manager 9.1.13 or later on the nodes: 9.1.5 to 9.1.12 offer it only as a tech preview that pveceph install refuses without allow-experimental, older ones not at all; squid works on every PVE 9",
                 ),
                 Some(("quincy", _, _)) => self.warn(
                     "ceph.release",
