@@ -699,12 +699,12 @@ pub fn task_failed_exit0(action: &Action, o: &Output) -> bool {
             | ["pveceph", "pool", "create"]
             | ["pveceph", "fs", "create"]
     );
-    sync_worker
-        && o.stderr.lines().any(|l| {
-            let l = l.trim();
-            // The CLI's own `warn`ings (log_warn: "WARN: ...") are no task failure.
-            !l.is_empty()
-                && !l.starts_with("WARN: ")
-                && !(l.starts_with("Task finished with ") && l.ends_with(" warning(s)!"))
-        })
+    let benign = |l: &str| {
+        // The CLI's own `warn`ings (log_warn: "WARN: ...") and the warning count of a
+        // task that succeeded are no task failure.
+        l.is_empty()
+            || l.starts_with("WARN: ")
+            || (l.starts_with("Task finished with ") && l.ends_with(" warning(s)!"))
+    };
+    sync_worker && o.stderr.lines().any(|l| !benign(l.trim()))
 }

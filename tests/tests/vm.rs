@@ -480,7 +480,7 @@ fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) ->
     // Item 6: the zone is applied where systemd (and so Proxmox) reads it.
     let zone = format!("localtime ../usr/share/zoneinfo/{}", plan.cluster.timezone);
     expect(
-        lines.iter().any(|l| *l == zone),
+        lines.contains(&zone),
         format!(
             "/etc/localtime is not the plan's zone: {:?}",
             find(lines, "localtime ")

@@ -142,7 +142,9 @@ pub fn rsa_host_key(seed: &Seed, node: &str, comment: &str) -> Result<SshKey> {
     use rand_core::SeedableRng;
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static MEMO: OnceLock<Mutex<HashMap<([u8; 32], String), (String, String)>>> = OnceLock::new();
+    /// (derived seed, comment) → (private, public) OpenSSH encodings.
+    type Memo = HashMap<([u8; 32], String), (String, String)>;
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
     let derived = seed.derive("ssh-host-rsa", node);
     let memo = MEMO.get_or_init(Default::default);
     let key = (derived, comment.to_string());
