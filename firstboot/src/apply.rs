@@ -115,6 +115,7 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
     if let Some(hash) = &root_hash {
         set_root_password(root, hash)?;
     }
+    set_localtime(root)?;
     let hostname = root.join("etc/hostname");
     if !hostname.exists() {
         crate::host::write_atomic(&hostname, format!("{node}\n").as_bytes(), 0o644)?;
@@ -140,6 +141,43 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
         files,
         secrets: n_secrets,
     })
+}
+
+/// Points `/etc/localtime` at the zone the rendered `/etc/timezone` names. Proxmox VE
+/// reads and sets the zone through systemd (pve-common `src/PVE/Systemd.pm`
+/// `get_timezone`/`set_timezone`: `timedatectl`), i.e. the `/etc/localtime` link, which is
+/// what timedated writes (relative, into `/usr/share/zoneinfo`); `/etc/timezone` alone is
+/// ignored. A zone the root file system does not carry (no tzdata) is logged and left:
+/// the node still comes up, in the base's zone.
+pub fn set_localtime(root: &Path) -> Result<Option<String>> {
+    let Ok(text) = std::fs::read_to_string(root.join("etc/timezone")) else {
+        return Ok(None);
+    };
+    let zone = text.trim();
+    if zone.is_empty() {
+        return Ok(None);
+    }
+    if zone
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        bail!("/etc/timezone names {zone:?}, which is not a time zone");
+    }
+    let file = root.join("usr/share/zoneinfo").join(zone);
+    if !file.is_file() {
+        tracing::warn!(
+            "time zone {zone} is not in {} (is tzdata installed?); /etc/localtime left as it is",
+            file.parent().unwrap_or(&file).display()
+        );
+        return Ok(None);
+    }
+    let link = root.join("etc/localtime");
+    let tmp = root.join("etc/.localtime.hcikit");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("../usr/share/zoneinfo/{zone}"), &tmp)
+        .context("linking /etc/localtime")?;
+    std::fs::rename(&tmp, &link).context("installing /etc/localtime")?;
+    Ok(Some(zone.to_string()))
 }
 
 /// The root password hash `secret` names, from the checked `secrets.tar` entries, and
@@ -642,6 +680,33 @@ fn install_entries(root: &Path, entries: &[Entry]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 6: the rendered zone becomes /etc/localtime, replacing the base's link.
+    #[test]
+    fn item6_localtime_follows_the_rendered_zone() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("usr/share/zoneinfo/Europe")).unwrap();
+        std::fs::write(r.join("usr/share/zoneinfo/Europe/Berlin"), b"TZif2").unwrap();
+        std::os::unix::fs::symlink("../usr/share/zoneinfo/Etc/UTC", r.join("etc/localtime"))
+            .unwrap();
+        std::fs::write(r.join("etc/timezone"), "Europe/Berlin\n").unwrap();
+        assert_eq!(set_localtime(r).unwrap().as_deref(), Some("Europe/Berlin"));
+        assert_eq!(
+            std::fs::read_link(r.join("etc/localtime")).unwrap(),
+            Path::new("../usr/share/zoneinfo/Europe/Berlin")
+        );
+        assert_eq!(std::fs::read(r.join("etc/localtime")).unwrap(), b"TZif2");
+        std::fs::write(r.join("etc/timezone"), "Mars/Olympus\n").unwrap();
+        assert_eq!(set_localtime(r).unwrap(), None);
+        assert_eq!(
+            std::fs::read_link(r.join("etc/localtime")).unwrap(),
+            Path::new("../usr/share/zoneinfo/Europe/Berlin")
+        );
+        std::fs::write(r.join("etc/timezone"), "../../etc/shadow\n").unwrap();
+        assert!(set_localtime(r).is_err());
+    }
 
     #[test]
     fn cmdline_and_efivar() {

@@ -246,6 +246,7 @@ pub fn lab_plan() -> Plan {
             default_matcher_targets: vec!["smtp-relay".into()],
             report_target: Some("smtp-relay".into()),
             send_test: true,
+            root_email: Some("admin@lab.example".into()),
         },
         realms: vec![],
         firstboot: firstboot(),

@@ -65,6 +65,15 @@ pub const BOOTSTRAP_PUB: &str = "/root/.ssh/hcikit-bootstrap.pub";
 /// The cluster-wide authorized_keys (`/root/.ssh/authorized_keys` links here once clustered).
 pub const CLUSTER_AUTHORIZED_KEYS: &str = "/etc/pve/priv/authorized_keys";
 pub const KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+/// The same pinned host keys in a file Proxmox never rewrites: `pvecm create` replaces
+/// [`KNOWN_HOSTS`] with a link to the cluster-wide `/etc/pve/priv/known_hosts`, keeping
+/// only its `ssh-rsa` lines (pve-cluster `src/PVE/Cluster/Setup.pm`
+/// `ssh_merge_known_hosts`). The agent's own SSH reads this one.
+pub const PINNED_KNOWN_HOSTS: &str = "/etc/hcikit/ssh_known_hosts";
+/// The RSA host key Proxmox requires: `pvecm create` (`ssh_merge_known_hosts`) and the
+/// end of every join (`ssh_create_node_known_hosts`) die without an `ssh-rsa` key here.
+pub const SSH_HOST_RSA_PUB: &str = "/etc/ssh/ssh_host_rsa_key.pub";
+pub const SSH_HOST_RSA_KEY: &str = "/etc/ssh/ssh_host_rsa_key";
 /// root's ssh client configuration, where joiners get a marked block for the founder.
 pub const SSH_CONFIG: &str = "/root/.ssh/config";
 /// Where corosync (and `pvecm create`) look for the cluster key.

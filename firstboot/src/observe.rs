@@ -530,6 +530,24 @@ pub fn ceph_conf(text: &str) -> CephConf {
     c
 }
 
+/// `ceph config dump -f json`: a list of `{section, name, value, ...}` (Ceph
+/// `ConfigMonitor`'s dump; the same entries `ceph config get` reads).
+pub fn ceph_config_dump(text: &str) -> Result<BTreeMap<(String, String), String>> {
+    let v: Value = serde_json::from_str(text).context("ceph config dump is not JSON")?;
+    let mut out = BTreeMap::new();
+    for e in v.as_array().context("ceph config dump is not a list")? {
+        let (Some(who), Some(name), Some(value)) = (
+            e["section"].as_str(),
+            e["name"].as_str(),
+            e["value"].as_str(),
+        ) else {
+            continue;
+        };
+        out.insert((who.to_string(), name.to_string()), value.to_string());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,5 +679,20 @@ mod tests {
         );
         assert_eq!(c.fsid.as_deref(), Some("abc"));
         assert_eq!(c.mon_host, ["10.0.0.1", "10.0.0.2"]);
+    }
+
+    #[test]
+    fn ceph_config_dump_keys_by_section_and_name() {
+        // Shape of Ceph's ConfigMonitor dump (`ceph config dump -f json`).
+        let t = r#"[{"section":"global","name":"mon_allow_pool_delete","value":"true","level":"advanced","can_update_at_runtime":true,"mask":""},
+                    {"section":"osd","name":"osd_memory_target","value":"2147483648","level":"basic","can_update_at_runtime":true,"mask":""}]"#;
+        let d = ceph_config_dump(t).unwrap();
+        assert_eq!(
+            d.get(&("osd".to_string(), "osd_memory_target".to_string()))
+                .map(String::as_str),
+            Some("2147483648")
+        );
+        assert_eq!(d.len(), 2);
+        assert!(ceph_config_dump("{}").is_err());
     }
 }

@@ -479,6 +479,9 @@ pub struct Notifications {
     pub report_target: Option<String>,
     /// Send a test mail through every SMTP target once configured.
     pub send_test: bool,
+    /// root@pam's e-mail address, set before any notification step.
+    #[serde(default)]
+    pub root_email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

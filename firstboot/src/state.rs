@@ -39,6 +39,13 @@ pub struct State {
     /// Fatal error that ended the run (the unit retries on the next boot).
     pub failed: Option<String>,
     pub updated_ms: u64,
+    /// What the run could not apply and left for later (HA intent before the guests
+    /// exist), as the commands that apply it.
+    #[serde(default)]
+    pub deferred: Vec<String>,
+    /// What went wrong without failing the run (a mail that was not sent).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,8 @@ pub fn render(st: &State, as_json: bool) -> String {
             "last-error": st.last_error,
             "failed": st.failed,
             "attempts": st.attempts,
+            "deferred": st.deferred,
+            "warnings": st.warnings,
             "updated-ms": st.updated_ms,
         });
         return serde_json::to_string_pretty(&v).expect("json") + "\n";
@@ -67,6 +69,15 @@ pub fn render(st: &State, as_json: bool) -> String {
                 }
             ));
         }
+    }
+    if !st.deferred.is_empty() {
+        s.push_str("not applied yet (run these once the guests exist):\n");
+        for d in &st.deferred {
+            s.push_str(&format!("  {d}\n"));
+        }
+    }
+    for w in &st.warnings {
+        s.push_str(&format!("WARNING: {w}\n"));
     }
     if let Some(e) = &st.failed {
         s.push_str(&format!("FAILED:  {e}\n"));

@@ -37,6 +37,9 @@ pub enum Step {
     CephPackages,
     ClusterComplete,
     CephInit,
+    /// Founder: one `[ceph.config.<who>]` option into Ceph's configuration database,
+    /// as `who/key`.
+    CephConfig(String),
     Mon,
     Mgr,
     Osd(String),
@@ -44,6 +47,8 @@ pub enum Step {
     Pool(String),
     CephFs(String),
     Options,
+    /// Founder: root@pam's e-mail address, before any mail can go to it.
+    RootEmail,
     HaGroup(String),
     Smtp(String),
     Matcher(String),
@@ -68,6 +73,7 @@ impl Step {
             Step::CephPackages => "ceph-packages".into(),
             Step::ClusterComplete => "cluster-complete".into(),
             Step::CephInit => "ceph-init".into(),
+            Step::CephConfig(k) => format!("ceph-config:{k}"),
             Step::Mon => "ceph-mon".into(),
             Step::Mgr => "ceph-mgr".into(),
             Step::Osd(d) => format!("ceph-osd:{d}"),
@@ -75,6 +81,7 @@ impl Step {
             Step::Pool(p) => format!("ceph-pool:{p}"),
             Step::CephFs(f) => format!("cephfs:{f}"),
             Step::Options => "datacenter-options".into(),
+            Step::RootEmail => "root-email".into(),
             Step::HaGroup(g) => format!("ha-group:{g}"),
             Step::Smtp(t) => format!("notify-smtp:{t}"),
             Step::Matcher(m) => format!("notify-matcher:{m}"),
@@ -99,6 +106,7 @@ impl Step {
             Step::SshConfig | Step::RevokeBootstrap | Step::DropBootstrapKey => Domain::Ssh,
             Step::CephPackages
             | Step::CephInit
+            | Step::CephConfig(_)
             | Step::Mon
             | Step::Mgr
             | Step::Osd(_)
@@ -112,6 +120,7 @@ impl Step {
             | Step::Matcher(_)
             | Step::DefaultMatcher
             | Step::Realm(_)
+            | Step::RootEmail
             | Step::TestMail(_)
             | Step::ReadyMail => Domain::Config,
         }
@@ -148,6 +157,11 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         if ceph.mons.contains(&me.name) {
             s.push(Step::Mon);
         }
+        // `ceph config set` needs a monitor; the options go in before any OSD or MDS
+        // starts (every OSD and MDS step waits for them).
+        if founder {
+            s.extend(ceph_config_steps(plan));
+        }
         if ceph.mgrs.contains(&me.name) {
             s.push(Step::Mgr);
         }
@@ -164,18 +178,15 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         if !plan.datacenter.options.is_empty() {
             s.push(Step::Options);
         }
-        for g in &plan.ha.groups {
-            if plan.ha.uses_rules()
-                && !plan
-                    .ha
-                    .resources
-                    .iter()
-                    .any(|r| r.group.as_ref() == Some(&g.name))
-            {
-                // A PVE 9 node-affinity rule needs resources; a group without any has no rule.
-                continue;
-            }
-            s.push(Step::HaGroup(g.name.clone()));
+        // PVE 8 groups need no guest. PVE 9 node-affinity rules accept only resources
+        // that are already HA-managed, and `ha-manager add` needs the guest to exist:
+        // neither can apply on a fresh cluster, so rules (like resources) are deferred
+        // (see [`deferred_ha`]).
+        if !plan.ha.uses_rules() {
+            s.extend(plan.ha.groups.iter().map(|g| Step::HaGroup(g.name.clone())));
+        }
+        if plan.notifications.root_email.is_some() {
+            s.push(Step::RootEmail);
         }
         s.extend(
             plan.notifications
@@ -213,6 +224,64 @@ pub fn steps_for(plan: &Plan, me: &Node) -> Vec<Step> {
         s.push(Step::DropBootstrapKey);
     }
     s
+}
+
+/// The HA intent the first boot cannot apply, as the commands that apply it once the
+/// guests exist (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `create` needs the guest,
+/// `src/PVE/API2/HA/Rules.pm` `create_rule` needs managed resources). They are run by
+/// hand, in this order, once the guests exist; the founder shows them when it finishes
+/// and `hcikit-firstboot status` keeps them.
+pub fn deferred_ha(plan: &Plan) -> Vec<String> {
+    let rules = plan.ha.uses_rules();
+    let mut out: Vec<String> = plan
+        .ha
+        .resources
+        .iter()
+        .map(|r| {
+            let mut c = format!(
+                "ha-manager add {} --state {} --max_restart {} --max_relocate {}",
+                r.sid, r.state, r.max_restart, r.max_relocate
+            );
+            let group = r
+                .group
+                .as_ref()
+                .and_then(|g| plan.ha.groups.iter().find(|x| &x.name == g));
+            match group {
+                Some(g) if !rules => c.push_str(&format!(" --group {}", g.name)),
+                Some(g) if g.nofailback => c.push_str(" --failback 0"),
+                _ => {}
+            }
+            c
+        })
+        .collect();
+    if rules {
+        for g in &plan.ha.groups {
+            let res = plan.ha.resources_in(&g.name);
+            if res.is_empty() {
+                continue;
+            }
+            out.push(format!(
+                "ha-manager rules add node-affinity {} --resources {} --nodes {} --strict {}",
+                g.name,
+                res.join(","),
+                g.nodes_arg(),
+                u8::from(g.restricted)
+            ));
+        }
+    }
+    out
+}
+
+/// The `[ceph.config.*]` options, one step each (`who/key`).
+pub fn ceph_config_steps(plan: &Plan) -> Vec<Step> {
+    plan.ceph
+        .iter()
+        .flat_map(|c| c.extra_config.iter())
+        .flat_map(|(who, kv)| {
+            kv.keys()
+                .map(move |k| Step::CephConfig(format!("{who}/{k}")))
+        })
+        .collect()
 }
 
 /// A step of another (or this) node that a step waits for.
@@ -283,6 +352,15 @@ impl Step {
                     if *m != me.name {
                         d.all.push(at(m, Step::Mon));
                     }
+                }
+                if matches!(self, Step::Osd(_) | Step::Mds) {
+                    d.all
+                        .extend(ceph_config_steps(plan).into_iter().map(|s| at(founder, s)));
+                }
+            }
+            Step::CephConfig(_) => {
+                if let Some(m) = first_mon {
+                    d.all.push(at(m, Step::Mon));
                 }
             }
             Step::Pool(_) => {
@@ -421,6 +499,15 @@ impl Step {
                 s
             }
             Step::Mds => "pveceph mds create".into(),
+            Step::CephConfig(k) => {
+                let (who, key) = k.split_once('/').unwrap_or(("global", k));
+                let value = ceph
+                    .and_then(|c| c.extra_config.get(who))
+                    .and_then(|kv| kv.get(key))
+                    .cloned()
+                    .unwrap_or_default();
+                format!("ceph config set {who} {key} {value} (read back with ceph config dump)")
+            }
             Step::Pool(name) => match ceph.and_then(|c| c.pools.iter().find(|p| p.name == *name)) {
                 Some(p) => {
                     let mut s = format!(
@@ -481,6 +568,10 @@ impl Step {
                     )
                 }
             }
+            Step::RootEmail => format!(
+                "pveum user modify root@pam --email {}",
+                plan.notifications.root_email.as_deref().unwrap_or_default()
+            ),
             Step::Smtp(name) => {
                 let Some(s) = plan.notifications.smtp.iter().find(|t| t.name == *name) else {
                     return format!("smtp target {name}");

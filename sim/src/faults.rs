@@ -35,6 +35,12 @@ pub struct Faults {
     /// Reboot a node whose run failed after this long (s), as the unit re-runs on the
     /// next boot; `None`: a failed run stays failed.
     pub reboot_failed_after_secs: Option<u64>,
+    /// Files the image of a node does not ship: (node, path), e.g. the RSA host key of an
+    /// image built by an older hcikit.
+    pub missing_files: Vec<(String, String)>,
+    /// The pve-manager version on every node (`9.1.5`); `None`: the one the schema table
+    /// of the spec's PVE major was read from.
+    pub pve_manager: Option<String>,
 }
 
 /// Adds one fault from its command-line form (`hcikit simulate --fault …`):
@@ -50,6 +56,9 @@ pub struct Faults {
 /// - `random-kills=N`: N kills at seeded random points
 /// - `reboot-failed=SECS`: a node whose run failed reboots (and re-runs) after SECS
 /// - `disk:NODE:DEV=ext4|gpt|lvm`: the disk is not blank at the start
+/// - `missing:NODE:PATH`: NODE's image lacks PATH (e.g. `/etc/ssh/ssh_host_rsa_key.pub`)
+/// - `pve-manager=VERSION`: the nodes run this pve-manager (e.g. `9.1.5`, where Ceph
+///   tentacle is a tech preview)
 pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
     let bad = || anyhow::anyhow!("cannot parse fault '{spec}' (see `hcikit simulate --help`)");
     let (kind, rest) = spec.split_once([':', '=']).ok_or_else(bad)?;
@@ -96,6 +105,11 @@ pub fn add_fault(f: &mut Faults, spec: &str) -> Result<()> {
             });
         }
         "random-kills" => f.random_kills = num(rest)? as u32,
+        "missing" => {
+            let (n, p) = rest.split_once(':').ok_or_else(bad)?;
+            f.missing_files.push((n.into(), p.into()));
+        }
+        "pve-manager" => f.pve_manager = Some(rest.into()),
         "restart" => f.restart_delay_secs = num(rest)?,
         "reboot-failed" => f.reboot_failed_after_secs = Some(num(rest)?),
         "disk" => {

@@ -1,11 +1,7 @@
-//! The simulator's table of subcommands and flags per tool, from the tools' API schemas:
-//! pve-cluster `PVE::API2::ClusterConfig` (`create`, `addnode`) and `PVE::CLI::pvecm`
-//! (`add`); pve-manager `PVE::CLI::pveceph` (`install`), `PVE::API2::Ceph` (`init`) and
-//! `PVE::API2::Ceph::{MON,MGR,OSD,MDS,Pool,FS}` (the create methods),
-//! `PVE::API2::Cluster::Notifications`; pve-cluster `PVE::DataCenterConfig`
-//! (`$datacenter_schema`). A flag that is not
-//! in the table is rejected the way the real CLI does, so a typo in the agent (e.g.
-//! `--add-storages` for a pool) fails in tests instead of on a live cluster.
+//! The simulator's table of subcommands and flags of the programs that are not Proxmox's
+//! (`ceph`, `ceph-volume`, `lsblk`, `wipefs`, `sendmail`), from their synopses. Proxmox's
+//! own tools are checked against the schemas extracted from its source ([`crate::schema`]).
+//! A flag that is not in the table is rejected the way the real program does.
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,265 +48,7 @@ struct Spec {
     switches: &'static [&'static str],
 }
 
-/// datacenter.cfg keys accepted by `pvesh set /cluster/options` (pve-cluster
-/// `PVE::DataCenterConfig`, `$datacenter_schema`).
-pub const DC_KEYS: &[&str] = &[
-    "keyboard",
-    "email_from",
-    "migration",
-    "ha",
-    "bwlimit",
-    "crs",
-    "mac_prefix",
-    "console",
-    "language",
-    "http_proxy",
-    "max_workers",
-    "next-id",
-    "tag-style",
-    "u2f",
-    "webauthn",
-    "fencing",
-    "notify",
-    "description",
-    "registered-tags",
-    "user-tag-access",
-    "delete",
-];
-
-const SMTP: &[&str] = &[
-    "name",
-    "server",
-    "port",
-    "mode",
-    "username",
-    "password",
-    "from-address",
-    "mailto",
-    "mailto-user",
-    "author",
-    "comment",
-    "disable",
-];
-const MATCHER: &[&str] = &[
-    "name",
-    "target",
-    "mode",
-    "match-severity",
-    "match-field",
-    "match-calendar",
-    "invert-match",
-    "comment",
-    "disable",
-    "delete",
-    "digest",
-];
-const REALM: &[&str] = &[
-    "type",
-    "server1",
-    "server2",
-    "port",
-    "base_dn",
-    "user_attr",
-    "domain",
-    "bind_dn",
-    "password",
-    "secure",
-    "mode",
-    "verify",
-    "default",
-    "comment",
-    "issuer-url",
-    "client-id",
-    "client-key",
-    "autocreate",
-    "username-claim",
-    "scopes",
-    "group_dn",
-    "sync-defaults-options",
-];
-
 const SPECS: &[Spec] = &[
-    Spec {
-        cmd: "pvecm create",
-        positionals: 1,
-        flags: &[
-            "link0", "link1", "link2", "link3", "link4", "link5", "link6", "link7", "nodeid",
-            "votes",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvecm add",
-        positionals: 1,
-        flags: &[
-            "link0",
-            "link1",
-            "link2",
-            "link3",
-            "link4",
-            "link5",
-            "link6",
-            "link7",
-            "fingerprint",
-            "nodeid",
-            "votes",
-            "force",
-            "use_ssh",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvecm status",
-        positionals: 0,
-        flags: &[],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph install",
-        positionals: 0,
-        flags: &["repository", "version", "allow-experimental"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph init",
-        positionals: 0,
-        flags: &[
-            "network",
-            "cluster-network",
-            "size",
-            "min_size",
-            "pg_bits",
-            "disable_cephx",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph mon create",
-        positionals: 0,
-        flags: &["monid", "mon-address"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph mgr create",
-        positionals: 0,
-        flags: &["id"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph osd create",
-        positionals: 1,
-        flags: &[
-            "crush-device-class",
-            "db_dev",
-            "db_dev_size",
-            "wal_dev",
-            "wal_dev_size",
-            "encrypted",
-            "osds-per-device",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph mds create",
-        positionals: 0,
-        flags: &["name", "hotstandby"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph pool create",
-        positionals: 1,
-        flags: &[
-            "size",
-            "min_size",
-            "pg_num",
-            "pg_num_min",
-            "pg_autoscale_mode",
-            "application",
-            "crush_rule",
-            "target_size",
-            "target_size_ratio",
-            "add_storages",
-            "erasure-coding",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveceph fs create",
-        positionals: 0,
-        flags: &["name", "pg_num", "add-storage"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh get",
-        positionals: 1,
-        flags: &["output-format", "typefilter", "limit"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh set /cluster/options",
-        positionals: 0,
-        flags: DC_KEYS,
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh create /storage",
-        positionals: 0,
-        flags: &[
-            "storage", "type", "pool", "content", "krbd", "fs-name", "monhost", "username",
-            "nodes", "disable",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh create /cluster/notifications/endpoints/smtp",
-        positionals: 0,
-        flags: SMTP,
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh create /cluster/notifications/matchers",
-        positionals: 0,
-        flags: MATCHER,
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh set /cluster/notifications/matchers/*",
-        positionals: 0,
-        flags: MATCHER,
-        switches: &[],
-    },
-    Spec {
-        cmd: "pvesh create /cluster/notifications/targets/*/test",
-        positionals: 0,
-        flags: &[],
-        switches: &[],
-    },
-    Spec {
-        cmd: "ha-manager groupadd",
-        positionals: 1,
-        flags: &["nodes", "restricted", "nofailback", "comment"],
-        switches: &[],
-    },
-    Spec {
-        cmd: "ha-manager rules add",
-        positionals: 2,
-        flags: &[
-            "resources",
-            "nodes",
-            "strict",
-            "comment",
-            "disable",
-            "affinity",
-        ],
-        switches: &[],
-    },
-    Spec {
-        cmd: "pveum realm add",
-        positionals: 1,
-        flags: REALM,
-        switches: &[],
-    },
     Spec {
         cmd: "ceph -s",
         positionals: 0,
@@ -348,6 +86,18 @@ const SPECS: &[Spec] = &[
         switches: &[],
     },
     Spec {
+        cmd: "ceph config dump",
+        positionals: 0,
+        flags: &["f", "format", "connect-timeout", "conf", "c"],
+        switches: &[],
+    },
+    Spec {
+        cmd: "ceph config set",
+        positionals: 3,
+        flags: &["connect-timeout", "conf", "c"],
+        switches: &[],
+    },
+    Spec {
         cmd: "ceph fs ls",
         positionals: 0,
         flags: &["f", "format", "connect-timeout", "conf", "c"],
@@ -376,6 +126,12 @@ const SPECS: &[Spec] = &[
         positionals: 1,
         flags: &[],
         switches: &["no-act", "json", "n", "J"],
+    },
+    Spec {
+        cmd: "cat",
+        positionals: 1,
+        flags: &[],
+        switches: &[],
     },
     Spec {
         cmd: "sendmail",
@@ -512,28 +268,19 @@ mod tests {
 
     #[test]
     fn known_commands_parse() {
-        let p = parse(&v("pveceph pool create vm --size 3 --add_storages 1")).unwrap();
-        assert_eq!(p.cmd, "pveceph pool create");
-        assert_eq!(p.pos, ["vm"]);
-        assert_eq!(p.opt("size"), Some("3"));
-        let p = parse(&v("pvesh create /cluster/notifications/targets/relay/test")).unwrap();
-        assert_eq!(p.pos, ["/cluster/notifications/targets/relay/test"]);
         let p = parse(&v("ceph osd pool ls detail -f json --connect-timeout 10")).unwrap();
         assert_eq!(p.cmd, "ceph osd pool ls detail");
         let p = parse(&v("/usr/sbin/sendmail -t")).unwrap();
         assert_eq!(p.cmd, "sendmail");
+        let p = parse(&v("ceph-volume lvm zap /dev/sdb --destroy")).unwrap();
+        assert_eq!(p.pos, ["/dev/sdb"]);
     }
 
     #[test]
     fn wrong_spelling_is_rejected_like_the_cli() {
-        // The documented trap: --add_storages for pools, --add-storage for CephFS.
-        let e = parse(&v("pveceph pool create vm --add-storage 1")).unwrap_err();
-        assert_eq!(e.code, 255);
-        assert!(e.msg.contains("Unknown option: add-storage"), "{}", e.msg);
-        let e = parse(&v("pveceph fs create --add_storages 1")).unwrap_err();
-        assert!(e.msg.contains("add_storages"));
-        assert!(parse(&v("pvesh set /cluster/options --migrate x")).is_err());
-        assert!(parse(&v("pvecm create")).is_err(), "missing cluster name");
-        assert!(parse(&v("ceph osd tree --pretty")).is_err());
+        let e = parse(&v("ceph osd tree --pretty")).unwrap_err();
+        assert_eq!(e.code, 22);
+        assert!(parse(&v("wipefs --all /dev/sdb")).is_err());
+        assert!(parse(&v("ceph-volume lvm zap")).is_err(), "missing device");
     }
 }

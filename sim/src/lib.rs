@@ -11,7 +11,7 @@
 //! passes the baton. Long waits cost nothing in real time: a full three-node first boot
 //! of about ten virtual minutes runs in milliseconds.
 //!
-//! # What it reproduces (Proxmox sources named in [`flags`] and at each tool in [`world`])
+//! # What it reproduces (Proxmox sources named in [`schema`] and at each tool in [`world`])
 //!
 //! - `pvecm create` keeping a corosync key already in place, `pvecm add` refusing a node
 //!   that has one (`assert_joinable`),
@@ -20,8 +20,11 @@
 //!   1→2 join making the founder inquorate until the joiner's corosync is up, the
 //!   `corosync.conf` cfs lock during `addnode`, "no quorum" refusals, pmxcfs restarting
 //!   (pvesh failing briefly) during create and join, and **exit 0 on failed tasks** for
-//!   `pvecm create`/`add`, `pveceph pool create` and `fs create` (`TASK ERROR:` printed).
-//! - `pveceph install` (apt aborts without an answer on stdin; default version quincy),
+//!   `pvecm create`/`add`, `pveceph pool create` and `fs create` (the bare task error on
+//!   stderr, as RESTEnvironment's `$tee_worker` prints it), `pvecm create` and joins dying
+//!   without an RSA host key, the end-of-join write, `ssh_merge_known_hosts`.
+//! - `pveceph install` (apt aborts without an answer on stdin; default version quincy on
+//!   PVE 8, tentacle on PVE 9; tentacle refused as a tech preview by pve-manager < 9.1.13),
 //!   `init` (needs packages and quorum), `mon create` (fails before init, needs quorum of
 //!   the existing mons; the first one adds a mgr), `mgr`/`mds create` ("already exists"),
 //!   `osd create` (refuses used disks: partitions, file systems, LVM, boot disk),
@@ -34,7 +37,9 @@
 //!   `ceph-volume lvm list/zap`, `lsblk --json`, `wipefs --json`, `pvesh get/set/create`
 //!   for cluster status, options, storages, HA groups/rules, notification endpoints,
 //!   matchers, test notifications, realms; `sendmail` routed through matchers.
-//! - A flag table per tool ([`flags`]): unknown flags fail like the real CLI.
+//! - Proxmox's parameter schemas per PVE major ([`schema`], extracted from the source):
+//!   unknown options and illegal values fail with the CLI's message and exit code; a
+//!   flag table ([`flags`]) for the other programs.
 //! - Per-link network reachability, late peers, absent peers, links that come up late.
 //! - Faults: kill an agent before or after any Host call (after = the command took
 //!   effect but the agent never saw the result), then restart it; fail a command N times.
@@ -57,6 +62,7 @@
 pub mod critical;
 pub mod faults;
 pub mod flags;
+pub mod schema;
 pub mod world;
 
 use anyhow::{bail, Result};
@@ -341,7 +347,9 @@ impl SimHost {
             Some(p) if argv[0] == "ssh" => argv[p + 1..].iter().map(String::as_str).collect(),
             _ => argv.iter().map(String::as_str).collect(),
         };
-        matches!(inner.first().copied(), Some("lsblk" | "wipefs" | "ceph"))
+        let config_set = inner.get(1) == Some(&"config") && inner.get(2) == Some(&"set");
+        matches!(inner.first().copied(), Some("lsblk" | "wipefs" | "cat"))
+            || (inner.first() == Some(&"ceph") && !config_set)
             || inner.get(1) == Some(&"get")
             || inner.get(1) == Some(&"lvm") && inner.get(2) == Some(&"list")
     }
@@ -555,6 +563,12 @@ pub fn simulate(plan: &Plan, cfg: &SimConfig) -> SimReport {
     let mut world = World::new(plan, cfg.latencies.clone(), cfg.seed);
     let f = &cfg.faults;
     world.fail_rules = f.fail.clone();
+    world.pve_manager = f.pve_manager.clone();
+    for (node, path) in &f.missing_files {
+        if let Some(i) = world.idx(node) {
+            world.nodes[i].files.remove(path);
+        }
+    }
     for n in &mut world.nodes {
         if f.absent.contains(&n.name) {
             n.boot_at = None;

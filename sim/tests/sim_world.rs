@@ -70,8 +70,17 @@ fn a_join_makes_the_founder_inquorate_until_the_joiner_is_up() {
         "pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.68 --link1 10.2.22.68",
     );
     assert_eq!(o.code, 0);
+    // The remote addnode's error is task output (stdout); stderr has only the worker's
+    // bare error message, never `TASK ERROR:` (RESTEnvironment $tee_worker).
     assert!(
-        o.stderr.contains("cluster not ready - no quorum?"),
+        o.stdout.contains("cluster not ready - no quorum?"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr
+            .starts_with("unable to add node: command failed (ssh 10.2.21.66")
+            && !o.stderr.contains("TASK ERROR"),
         "{}",
         o.stderr
     );
@@ -139,9 +148,7 @@ fn documented_failures_and_lying_exit_codes() {
         "pveceph fs create --name cephfs01 --pg_num 128 --add-storage 1",
     );
     assert_eq!(o.code, 0);
-    assert!(o
-        .stderr
-        .contains("TASK ERROR: no standby Metadata Server (MDS) found!"));
+    assert_eq!(o.stderr, "no standby Metadata Server (MDS) found!\n");
     // osd create on the boot disk or a used disk fails with the documented message.
     let o = w.run(0, "pveceph osd create /dev/sda");
     assert!(o.code != 0 && o.stderr.contains("device '/dev/sda' is already in use"));

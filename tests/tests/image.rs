@@ -168,9 +168,12 @@ fn raw_image_passes_independent_checks() {
         "{auth}"
     );
     let known = content("hcikit/nodes/pve1/files.tar", "etc/ssh/ssh_known_hosts");
+    // Both key types pinned: pvecm create keeps only the ssh-rsa lines.
     for n in [
         "pve1,pve1.lab.example,10.2.21.66 ssh-ed25519 ",
         "pve3,pve3.lab.example,10.2.21.68 ssh-ed25519 ",
+        "pve1,pve1.lab.example,10.2.21.66 ssh-rsa ",
+        "pve3,pve3.lab.example,10.2.21.68 ssh-rsa ",
     ] {
         assert!(known.contains(n), "{known}");
     }
@@ -198,6 +201,7 @@ fn raw_image_passes_independent_checks() {
             "etc/hcikit/corosync/authkey",
             "etc/hcikit/secrets/root-password-hash",
             "etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/ssh_host_rsa_key",
             "root/.ssh/hcikit-bootstrap"
         ]
     );

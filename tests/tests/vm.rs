@@ -477,6 +477,15 @@ fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) ->
         lines.iter().any(|l| *l == format!("hostname {name}")),
         format!("hostname is not {name}: {:?}", find(lines, "hostname ")),
     );
+    // Item 6: the zone is applied where systemd (and so Proxmox) reads it.
+    let zone = format!("localtime ../usr/share/zoneinfo/{}", plan.cluster.timezone);
+    expect(
+        lines.contains(&zone),
+        format!(
+            "/etc/localtime is not the plan's zone: {:?}",
+            find(lines, "localtime ")
+        ),
+    );
     for file in ["/etc/hostname", "/etc/hosts", "/etc/network/interfaces"] {
         let want = sha256_file(&rendered.join(name).join(file.trim_start_matches('/')))
             .unwrap_or_else(|e| format!("unreadable rendered file: {e}"));

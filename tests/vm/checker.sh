@@ -95,6 +95,7 @@ networking_started_at=$(prop networking.service ExecMainStartTimestampMonotonic)
 if [ -e /var/lib/hcikit/apply-pending ]; then say "apply-pending present"; else say "apply-pending absent"; fi
 
 say "hostname $(hostname)"
+say "localtime $(readlink /etc/localtime)"
 for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
     say "file-sha256 $f $(sha256sum < "$f" | cut -d' ' -f1)"
 done

@@ -23,6 +23,9 @@ pub const COROSYNC_AUTHKEY: &str = hcikit_firstboot::layout::COROSYNC_AUTHKEY;
 /// The bootstrap client key and the pinned host keys on every node: where the agent reads them.
 pub use hcikit_firstboot::layout::{BOOTSTRAP_KEY, KNOWN_HOSTS};
 pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
+pub use hcikit_firstboot::layout::{PINNED_KNOWN_HOSTS, SSH_HOST_RSA_KEY, SSH_HOST_RSA_PUB};
+/// Size of the RSA host keys (OpenSSH's default).
+pub const RSA_BITS: usize = 3072;
 pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// corosync-keygen's default key length.
 pub const AUTHKEY_LEN: usize = 256;
@@ -137,6 +140,55 @@ pub fn ssh_key(seed: &Seed, purpose: &str, node: &str, comment: &str) -> Result<
     })
 }
 
+/// Derives a node's RSA host key: the prime search of the `rsa` crate driven by a
+/// ChaCha20 stream seeded with `derive("ssh-host-rsa", node)`, so the same seed gives the
+/// same key. Proxmox needs it: `pvecm create` and the end of every join read
+/// `/etc/ssh/ssh_host_rsa_key.pub` and die unless it holds an `ssh-rsa` key (pve-cluster
+/// `src/PVE/Cluster/Setup.pm` `ssh_merge_known_hosts`, `ssh_create_node_known_hosts`).
+/// Generation takes about a second, so keys are memoised per derived seed.
+pub fn rsa_host_key(seed: &Seed, node: &str, comment: &str) -> Result<SshKey> {
+    use rand_core::SeedableRng;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// (derived seed, comment) → (private, public) OpenSSH encodings.
+    type Memo = HashMap<([u8; 32], String), (String, String)>;
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    let derived = seed.derive("ssh-host-rsa", node);
+    let memo = MEMO.get_or_init(Default::default);
+    let key = (derived, comment.to_string());
+    if let Some((private_openssh, public_openssh)) =
+        memo.lock().expect("rsa memo").get(&key).cloned()
+    {
+        return Ok(SshKey {
+            private_openssh,
+            public_openssh,
+        });
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(derived);
+    let pair = ssh_key::private::RsaKeypair::random(&mut rng, RSA_BITS)
+        .context("generating an RSA host key")?;
+    let mut k = PrivateKey::new(ssh_key::private::KeypairData::Rsa(pair), comment)?;
+    k.set_comment(comment);
+    let out = (
+        k.to_openssh(LineEnding::LF)?.to_string(),
+        k.public_key().to_openssh()?,
+    );
+    memo.lock().expect("rsa memo").insert(key, out.clone());
+    Ok(SshKey {
+        private_openssh: out.0,
+        public_openssh: out.1,
+    })
+}
+
+/// `type base64` of an OpenSSH public key line (no comment).
+fn key_body(public_openssh: &str) -> String {
+    public_openssh
+        .split(' ')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// 256 bytes: `sha256(seed ‖ "corosync-authkey" ‖ i)` blocks.
 pub fn corosync_authkey(seed: &Seed, cluster: &str) -> Vec<u8> {
     (0..AUTHKEY_LEN / 32)
@@ -171,22 +223,27 @@ fn host_names(node: &Node) -> String {
 /// `authorized_keys` (bootstrap + admin keys), the bootstrap key pair, corosync authkey.
 pub fn node_key_files(plan: &Plan, node: &Node, seed: &Seed) -> Result<Vec<NodeFile>> {
     let cluster = &plan.cluster.name;
+    // Both key types of every node. The ssh-rsa lines matter beyond the first boot:
+    // `pvecm create` replaces /etc/ssh/ssh_known_hosts with a link to the cluster-wide
+    // /etc/pve/priv/known_hosts and copies only the ssh-rsa lines of the old file into it
+    // (pve-cluster Setup.pm `ssh_merge_known_hosts`), so these pins are what stays.
     let mut known = String::from("# hcikit: host keys of every node, pinned at build time\n");
     for n in &plan.nodes {
-        let k = ssh_key(
-            seed,
-            "ssh-host-ed25519",
-            &n.name,
-            &format!("root@{}", n.name),
-        )?;
-        let public = k
-            .public_openssh
-            .split(' ')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        known.push_str(&format!("{} {public}\n", host_names(n)));
+        let comment = format!("root@{}", n.name);
+        let ed = ssh_key(seed, "ssh-host-ed25519", &n.name, &comment)?;
+        known.push_str(&format!(
+            "{} {}\n",
+            host_names(n),
+            key_body(&ed.public_openssh)
+        ));
+        let rsa = rsa_host_key(seed, &n.name, &comment)?;
+        known.push_str(&format!(
+            "{} {}\n",
+            host_names(n),
+            key_body(&rsa.public_openssh)
+        ));
     }
+    let rsa = rsa_host_key(seed, &node.name, &format!("root@{}", node.name))?;
     let host = ssh_key(
         seed,
         "ssh-host-ed25519",
@@ -212,7 +269,15 @@ pub fn node_key_files(plan: &Plan, node: &Node, seed: &Seed) -> Result<Vec<NodeF
             format!("{}\n", host.public_openssh),
             false,
         ),
-        file(KNOWN_HOSTS, 0o644, known, false),
+        file(SSH_HOST_RSA_KEY, 0o600, rsa.private_openssh, true),
+        file(
+            SSH_HOST_RSA_PUB,
+            0o644,
+            format!("{}\n", rsa.public_openssh),
+            false,
+        ),
+        file(KNOWN_HOSTS, 0o644, known.clone(), false),
+        file(PINNED_KNOWN_HOSTS, 0o644, known, false),
         file(AUTHORIZED_KEYS, 0o600, auth, false),
         file(BOOTSTRAP_KEY, 0o600, boot.private_openssh, true),
         file(
@@ -272,6 +337,56 @@ mod tests {
         assert_eq!(parsed.public_key().to_openssh().unwrap(), a.public_openssh);
         let other = ssh_key(&s, "ssh-host-ed25519", "pve2", "root@pve2").unwrap();
         assert_ne!(a.public_openssh, other.public_openssh);
+    }
+
+    /// Item 1: every node ships an RSA host key derived from the seed, and every node's
+    /// ssh-rsa key is pinned (the only lines `pvecm create` keeps).
+    #[test]
+    fn item1_every_node_ships_a_pinned_rsa_host_key() {
+        let plan = hcikit_firstboot::example::lab_plan();
+        let seed = Seed([3; 32]);
+        let node = &plan.nodes[1];
+        let files = node_key_files(&plan, node, &seed).unwrap();
+        let get = |p: &str| {
+            files
+                .iter()
+                .find(|f| f.path == p)
+                .unwrap_or_else(|| panic!("{p} is not shipped"))
+        };
+        let public = String::from_utf8(get(SSH_HOST_RSA_PUB).contents.clone()).unwrap();
+        assert!(public.starts_with("ssh-rsa AAAA"), "{public}");
+        let private = get(SSH_HOST_RSA_KEY);
+        assert!(private.secret && private.mode == 0o600);
+        let parsed =
+            PrivateKey::from_openssh(String::from_utf8_lossy(&private.contents).as_ref()).unwrap();
+        assert_eq!(
+            format!("{}\n", parsed.public_key().to_openssh().unwrap()),
+            public
+        );
+        let ssh_key::public::KeyData::Rsa(k) = parsed.public_key().key_data() else {
+            panic!("not RSA")
+        };
+        assert_eq!(k.n.as_positive_bytes().unwrap().len() * 8, RSA_BITS);
+        // Deterministic: the same seed gives the same key.
+        assert_eq!(
+            rsa_host_key(&seed, &node.name, "root@pve2")
+                .unwrap()
+                .public_openssh,
+            public.trim_end()
+        );
+        for path in [KNOWN_HOSTS, PINNED_KNOWN_HOSTS] {
+            let known = String::from_utf8(get(path).contents.clone()).unwrap();
+            for n in &plan.nodes {
+                let rsa = rsa_host_key(&seed, &n.name, &format!("root@{}", n.name)).unwrap();
+                let body = key_body(&rsa.public_openssh);
+                let line = known
+                    .lines()
+                    .find(|l| l.ends_with(&body))
+                    .unwrap_or_else(|| panic!("{path}: no ssh-rsa pin for {}", n.name));
+                let names: Vec<&str> = line.split(' ').next().unwrap().split(',').collect();
+                assert!(names.contains(&n.name.as_str()) && names.contains(&n.primary_ip.as_str()));
+            }
+        }
     }
 
     #[test]

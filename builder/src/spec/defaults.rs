@@ -11,13 +11,13 @@ pub const CEPH_RELEASES: &[(&str, &str, &[u32])] = &[
     ("tentacle", "20.2", &[9]),
 ];
 
-/// The Ceph release used when the spec names none.
-pub fn default_ceph_release(pve_major: u32) -> &'static str {
-    if pve_major >= 9 {
-        "tentacle"
-    } else {
-        "squid"
-    }
+/// The Ceph release used when the spec names none: squid on PVE 8 and 9. Every PVE 9
+/// pve-manager installs squid, while tentacle is missing before 9.1.5 and a tech preview
+/// that `pveceph install` refuses non-interactively before 9.1.13 (pve-manager
+/// `PVE/Ceph/Releases.pm`, commits 153e6203 and f3c0665f) — and hcikit cannot know which
+/// pve-manager a node runs when it builds the image.
+pub fn default_ceph_release(_pve_major: u32) -> &'static str {
+    "squid"
 }
 
 /// PVE major when the spec is silent.

@@ -335,6 +335,9 @@ pub struct NotificationsSpec {
     pub default_matcher_targets: Vec<String>,
     pub report_target: Option<String>,
     pub send_test: Option<bool>,
+    /// root@pam's e-mail address (`pveum user modify root@pam --email`): the recipient of
+    /// `mailto-user = ["root@pam"]` and of the built-in `mail-to-root` target.
+    pub root_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -388,16 +388,25 @@ pub(crate) fn is_config_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
+/// A realm id: the `realm` standard option of pve-access-control (`src/PVE/Auth/Plugin.pm`,
+/// format `pve-realm`, maxLength 32); hcikit also keeps it a config id.
 pub(crate) fn is_realm_name(s: &str) -> bool {
-    is_config_id(s)
+    is_config_id(s) && s.len() <= MAX_ID_LEN
 }
 
-/// proxmox-notify entity names.
+/// Longest realm id, notification target or matcher name the API accepts.
+pub(crate) const MAX_ID_LEN: usize = 32;
+
+/// Notification target and matcher names: `pve-configid` in pve-manager
+/// `PVE/API2/Cluster/Notifications.pm` (pve-common `$CONFIGID_RE`), at most 32 characters
+/// (proxmox-notify's entity name schema).
 pub(crate) fn is_notify_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    is_config_id(s) && s.len() <= MAX_ID_LEN
 }
+
+/// Smallest CephFS `pg-num` `pveceph fs create` accepts (pve-manager
+/// `PVE/API2/Ceph/FS.pm` `createfs`: `pg_num` minimum 8).
+pub(crate) const MIN_CEPHFS_PG_NUM: i64 = 8;
 
 pub fn is_email(s: &str) -> bool {
     match s.rsplit_once('@') {

@@ -29,16 +29,23 @@ impl Ctx<'_> {
                 match &obs.ceph_conf {
                     Some(c) if c.fsid.is_some() => Eval::Satisfied,
                     _ => {
+                        // The first init writes osd_pool_default_size/min_size, which
+                        // `pveceph fs create` pools inherit (pve-manager
+                        // PVE/API2/Ceph.pm `init`, PVE/API2/Ceph/FS.pm `createfs`).
                         let mut c = CommandLine::new("pveceph")
                             .arg("init")
                             .opt("network", ceph.public_cidr.clone());
                         if ceph.cluster_cidr != ceph.public_cidr {
                             c = c.opt("cluster-network", ceph.cluster_cidr.clone());
                         }
+                        c = c
+                            .opt("size", ceph.size.to_string())
+                            .opt("min_size", ceph.min_size.to_string());
                         run(step.clone(), c, 120, 30)
                     }
                 }
             }
+            Step::CephConfig(k) => self.eval_ceph_config(step, k),
             Step::Mon => self.eval_mon(),
             Step::Mgr => self.eval_mgr(step),
             Step::Osd(dev) => self.eval_osd(step, dev),
@@ -46,6 +53,9 @@ impl Ctx<'_> {
                 let Some(_) = self.ceph_quorum() else {
                     return dep("Ceph monitor quorum");
                 };
+                if let Some(wait) = self.ceph_config_pending() {
+                    return wait;
+                }
                 let Some(m) = &obs.mds else {
                     return unobserved("MDS map");
                 };
@@ -65,6 +75,57 @@ impl Ctx<'_> {
             Step::Health => self.eval_health(),
             _ => unreachable!("{} is not a ceph step", step.id()),
         }
+    }
+
+    /// The value the plan gives a `who/key` option.
+    fn ceph_config_value(&self, k: &str) -> Option<(String, String, String)> {
+        let (who, key) = k.split_once('/')?;
+        let value = self.plan.ceph.as_ref()?.extra_config.get(who)?.get(key)?;
+        Some((who.to_string(), key.to_string(), value.clone()))
+    }
+
+    /// OSDs and MDSs read their options when they start: they wait until every
+    /// `[ceph.config.*]` option shows in Ceph's configuration database.
+    fn ceph_config_pending(&self) -> Option<Eval> {
+        let steps = crate::steps::ceph_config_steps(self.plan);
+        if steps.is_empty() {
+            return None;
+        }
+        let Some(dump) = &self.obs.ceph_config else {
+            return Some(unobserved("Ceph's configuration database"));
+        };
+        let missing = steps.iter().any(|s| match s {
+            Step::CephConfig(k) => self
+                .ceph_config_value(k)
+                .is_some_and(|(w, n, v)| dump.get(&(w, n)) != Some(&v)),
+            _ => false,
+        });
+        missing.then(|| dep("the [ceph.config] options in Ceph's configuration database"))
+    }
+
+    /// `ceph config set WHO KEY VALUE`, read back from `ceph config dump` (the monitors'
+    /// configuration database, which every daemon reads when it starts).
+    fn eval_ceph_config(&self, step: &Step, k: &str) -> Eval {
+        let Some((who, key, value)) = self.ceph_config_value(k) else {
+            return Eval::Fatal(format!("Ceph option {k} is not in the plan"));
+        };
+        if self.ceph_quorum().is_none() {
+            return dep("Ceph monitor quorum");
+        }
+        let Some(dump) = &self.obs.ceph_config else {
+            return unobserved("Ceph's configuration database");
+        };
+        if dump.get(&(who.clone(), key.clone())) == Some(&value) {
+            return Eval::Satisfied;
+        }
+        run(
+            step.clone(),
+            CommandLine::new("ceph")
+                .args(["config", "set", &who, &key, &value])
+                .opt("conf", crate::layout::CEPH_CONF),
+            60,
+            30,
+        )
     }
 
     pub(super) fn eval_packages(&self) -> Eval {
@@ -178,6 +239,9 @@ impl Ctx<'_> {
         };
         if self.ceph_quorum().is_none() {
             return dep("Ceph monitor quorum");
+        }
+        if let Some(wait) = self.ceph_config_pending() {
+            return wait;
         }
         let (Some(volumes), Some(disks), Some(tree)) = (&obs.volumes, &obs.lsblk, &obs.osd_tree)
         else {

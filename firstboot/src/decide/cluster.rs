@@ -40,6 +40,7 @@ impl Ctx<'_> {
                     "/etc/pve/corosync.conf exists but the cluster is not up yet",
                     plan.firstboot.join_timeout_secs,
                 ),
+                Some(_) if !obs.rsa_host_key => Eval::Fatal(rsa_missing_message("pvecm create")),
                 Some(_) => run(
                     step.clone(),
                     self.link_args(
@@ -114,7 +115,17 @@ impl Ctx<'_> {
                 if c.name.as_deref() == Some(plan.cluster.name.as_str())
                     && c.member(me).is_some() =>
             {
-                return Eval::Satisfied
+                // A join has finished only when its last cluster-wide write is there
+                // (pve-cluster Setup.pm finish_join → updatecerts_and_ssh →
+                // ssh_create_node_known_hosts); membership comes much earlier.
+                return if obs.own_join_finished {
+                    Eval::Satisfied
+                } else {
+                    dep_limit(
+                        format!("the end of the join ({} to appear)", node_known_hosts(me)),
+                        plan.firstboot.join_timeout_secs,
+                    )
+                };
             }
             Some(ClusterStatus {
                 name: Some(other), ..
@@ -157,6 +168,19 @@ impl Ctx<'_> {
             if !f.online(prev) {
                 return dep(format!("{prev} to join first (joins go one at a time)"));
             }
+        }
+        if obs.prev_join_finished == Some(false) {
+            let order = &plan.cluster.join_order;
+            let i = order.iter().position(|j| j == me).unwrap_or(0);
+            let prev = order.get(i.wrapping_sub(1)).map_or("", String::as_str);
+            return dep(format!(
+                "{prev}'s join to finish cluster-wide ({} on {})",
+                node_known_hosts(prev),
+                founder.name
+            ));
+        }
+        if !obs.rsa_host_key {
+            return Eval::Fatal(rsa_missing_message("pvecm add"));
         }
         if !f.quorate {
             return dep(format!("quorum on {}", founder.name));

@@ -64,6 +64,26 @@ impl Ctx<'_> {
                 }
                 run(step.clone(), c, 60, 20)
             }
+            Step::RootEmail => {
+                let Some(want) = &plan.notifications.root_email else {
+                    return Eval::Satisfied;
+                };
+                let Some(have) = &obs.root_email else {
+                    return unobserved("root@pam's e-mail address");
+                };
+                if have == want {
+                    return Eval::Satisfied;
+                }
+                // pve-access-control src/PVE/API2/User.pm `update_user` (format email-opt).
+                run(
+                    step.clone(),
+                    CommandLine::new("pveum")
+                        .args(["user", "modify", "root@pam"])
+                        .opt("email", want.clone()),
+                    60,
+                    20,
+                )
+            }
             Step::Matcher(name) => {
                 let Some(have) = &obs.matchers else {
                     return unobserved("notification matchers");
@@ -81,11 +101,12 @@ impl Ctx<'_> {
                 for t in &m.targets {
                     c = c.opt("target", t.clone());
                 }
-                for s in &m.match_severity {
-                    c = c.opt("match-severity", s.clone());
+                let (severity, fields) = matcher_rules(&m.match_severity, &m.match_field);
+                if let Some(s) = severity {
+                    c = c.opt("match-severity", s);
                 }
-                for f in &m.match_field {
-                    c = c.opt("match-field", f.clone());
+                for f in fields {
+                    c = c.opt("match-field", f);
                 }
                 if m.invert_match {
                     c = c.opt("invert-match", "1");
@@ -155,6 +176,11 @@ impl Ctx<'_> {
             Step::TestMail(t) => {
                 if !self.state.is_done(&Step::Smtp(t.clone()).id()) {
                     return dep(format!("SMTP target {t} to be configured"));
+                }
+                if plan.notifications.root_email.is_some()
+                    && !self.state.is_done(&Step::RootEmail.id())
+                {
+                    return dep("root@pam's e-mail address to be set");
                 }
                 Eval::Ready(Action {
                     step: step.clone(),
@@ -227,5 +253,72 @@ impl Ctx<'_> {
             c = c.opt("comment", a.clone());
         }
         run(step.clone(), c, 60, 20)
+    }
+}
+
+/// The `match-severity` and `match-field` elements of a matcher. Each repetition of an
+/// array option is one element (pve-common JSONSchema `get_options`), each element is one
+/// rule, and `mode all` requires every rule to match (proxmox-notify `src/matcher.rs`
+/// `check_matches`). Severities meant as alternatives are therefore one comma-joined
+/// element, as the GUI sends them, and `exact:` values for the same field are joined the
+/// same way (`FieldMatcher::from_str` splits the value list on commas); `regex:` rules
+/// stay one element each.
+pub fn matcher_rules(severities: &[String], fields: &[String]) -> (Option<String>, Vec<String>) {
+    enum Rule {
+        Exact(String, Vec<String>),
+        Other(String),
+    }
+    let severity = (!severities.is_empty()).then(|| severities.join(","));
+    let mut rules: Vec<Rule> = Vec::new();
+    for f in fields {
+        match f.strip_prefix("exact:").and_then(|r| r.split_once('=')) {
+            Some((field, value)) => {
+                let known = rules.iter_mut().find_map(|r| match r {
+                    Rule::Exact(n, vs) if n == field => Some(vs),
+                    _ => None,
+                });
+                match known {
+                    Some(vs) => vs.push(value.to_string()),
+                    None => rules.push(Rule::Exact(field.to_string(), vec![value.to_string()])),
+                }
+            }
+            None => rules.push(Rule::Other(f.clone())),
+        }
+    }
+    let fields = rules
+        .into_iter()
+        .map(|r| match r {
+            Rule::Exact(field, vs) => format!("exact:{field}={}", vs.join(",")),
+            Rule::Other(f) => f,
+        })
+        .collect();
+    (severity, fields)
+}
+
+#[cfg(test)]
+mod fidelity_tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// Item 5: alternatives are one element; repeated elements are AND-ed under `mode all`.
+    #[test]
+    fn item5_matcher_alternatives_are_one_element() {
+        let (sev, fields) = matcher_rules(
+            &v(&["error", "warning"]),
+            &v(&[
+                "exact:type=vzdump",
+                "regex:hostname=^pve",
+                "exact:type=replication",
+            ]),
+        );
+        assert_eq!(sev.as_deref(), Some("error,warning"));
+        assert_eq!(
+            fields,
+            v(&["exact:type=vzdump,replication", "regex:hostname=^pve"])
+        );
+        assert_eq!(matcher_rules(&[], &[]), (None, vec![]));
     }
 }

@@ -12,7 +12,7 @@
 use crate::host::CommandLine;
 use crate::layout::{
     BOOTSTRAP_KEY, CEPH_BINARIES, CEPH_INSTALL_FLAG, CLUSTER_AUTHORIZED_KEYS, COROSYNC_KEY,
-    KNOWN_HOSTS, PVE_BINARIES, SSH_CONFIG,
+    PINNED_KNOWN_HOSTS, PVE_BINARIES, SSH_CONFIG, SSH_HOST_RSA_PUB,
 };
 use crate::observe::{
     property_string, BlockDev, CephConf, CephStatus, ClusterStatus, MdsStat, MonDump, OsdTree,
@@ -60,6 +60,8 @@ pub struct Observed {
     pub mgrs: Option<BTreeSet<String>>,
     pub osd_tree: Option<OsdTree>,
     pub mds: Option<MdsStat>,
+    /// `ceph config dump`: (who, option) → value.
+    pub ceph_config: Option<BTreeMap<(String, String), String>>,
     pub pools: Option<Vec<PoolInfo>>,
     pub storages: Option<BTreeSet<String>>,
     /// `ceph-volume lvm list`: device → (osd id, cluster fsid).
@@ -75,6 +77,8 @@ pub struct Observed {
     pub smtp: Option<BTreeSet<String>>,
     pub matchers: Option<BTreeMap<String, Vec<String>>>,
     pub realms: Option<BTreeSet<String>>,
+    /// root@pam's e-mail address (`pvesh get /access/users/root@pam`; empty: none).
+    pub root_email: Option<String>,
     /// Is the bootstrap public key still in the cluster's authorized_keys?
     pub bootstrap_authorized: Option<bool>,
     /// Is the bootstrap private key still on this node?
@@ -83,6 +87,30 @@ pub struct Observed {
     pub ssh_config: Option<String>,
     /// (seeded key installed by apply, `/etc/corosync/authkey`) exist.
     pub authkey: Option<(bool, bool)>,
+    /// `/etc/ssh/ssh_host_rsa_key.pub` holds an `ssh-rsa` key.
+    pub rsa_host_key: bool,
+    /// This node's `/etc/pve/nodes/<me>/ssh_known_hosts` exists: the last cluster-wide
+    /// write of a join (pve-cluster Setup.pm `finish_join` → `updatecerts_and_ssh` →
+    /// `ssh_create_node_known_hosts`).
+    pub own_join_finished: bool,
+    /// The previous joiner's `/etc/pve/nodes/<node>/ssh_known_hosts`, read on the founder
+    /// over SSH: `Some(true)` once its join has finished cluster-wide.
+    pub prev_join_finished: Option<bool>,
+}
+
+/// The file a finished join leaves in pmxcfs (pve-cluster Setup.pm
+/// `ssh_create_node_known_hosts`).
+pub fn node_known_hosts(node: &str) -> String {
+    format!("/etc/pve/nodes/{node}/ssh_known_hosts")
+}
+
+/// The message of a node without the RSA host key Proxmox needs.
+pub fn rsa_missing_message(what: &str) -> String {
+    format!(
+        "{SSH_HOST_RSA_PUB} holds no ssh-rsa key: {what} would die in pve-cluster's \
+         ssh_merge_known_hosts/ssh_create_node_known_hosts after writing corosync.conf \
+         (and still exit 0); rebuild the image with this hcikit, which ships a per-node RSA host key"
+    )
 }
 
 /// A command the run executes for a step.
@@ -412,6 +440,7 @@ pub struct Interest {
     pub mgrs: bool,
     pub osd_tree: bool,
     pub mds: bool,
+    pub ceph_config: bool,
     pub pools: bool,
     pub storages: bool,
     pub disks: bool,
@@ -420,6 +449,7 @@ pub struct Interest {
     pub smtp: bool,
     pub matchers: bool,
     pub realms: bool,
+    pub root_email: bool,
     pub bootstrap: bool,
     pub authkey: bool,
 }
@@ -481,10 +511,16 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
             ceph(i);
             i.osd_tree = true;
             i.disks = true;
+            i.ceph_config = true;
         }
         Step::Mds => {
             ceph(i);
             i.mds = true;
+            i.ceph_config = true;
+        }
+        Step::CephConfig(_) => {
+            ceph(i);
+            i.ceph_config = true;
         }
         Step::Pool(_) => {
             ceph(i);
@@ -504,6 +540,7 @@ pub fn add_interest(i: &mut Interest, step: &Step) {
         Step::Smtp(_) => i.smtp = true,
         Step::Matcher(_) | Step::DefaultMatcher => i.matchers = true,
         Step::Realm(_) => i.realms = true,
+        Step::RootEmail => i.root_email = true,
         Step::TestMail(_) | Step::ReadyMail => {}
         Step::RevokeBootstrap | Step::DropBootstrapKey => i.bootstrap = true,
     }

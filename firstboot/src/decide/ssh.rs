@@ -8,7 +8,7 @@ use super::*;
 pub fn ssh_block(ip: &str) -> String {
     format!(
         "{SSH_BLOCK_BEGIN}\nHost {ip}\n    User root\n    IdentityFile {BOOTSTRAP_KEY}\n    IdentityFile /root/.ssh/id_rsa\n    \
-         UserKnownHostsFile {KNOWN_HOSTS}\n    StrictHostKeyChecking yes\n    BatchMode yes\n{SSH_BLOCK_END}\n"
+         UserKnownHostsFile {PINNED_KNOWN_HOSTS}\n    StrictHostKeyChecking yes\n    BatchMode yes\n{SSH_BLOCK_END}\n"
     )
 }
 

@@ -115,6 +115,7 @@ fn founder_creates_with_both_links_once_peers_answer() {
     let obs = Observed {
         reach: all_reachable(&plan, "pve1"),
         local_cluster: Some(status(None, false, &[("pve1", true)])),
+        rsa_host_key: true,
         ..Observed::default()
     };
     let st = decide(&plan, me, &obs, &State::new("pve1"));
@@ -135,6 +136,15 @@ fn founder_creates_with_both_links_once_peers_answer() {
         act_line(&d),
         "pvecm create pvelab --link0 10.2.21.66 --link1 10.2.22.66"
     );
+    // Item 1: without an ssh-rsa host key pvecm create would die half-way: refuse first.
+    let no_rsa = Observed {
+        rsa_host_key: false,
+        ..obs.clone()
+    };
+    match decide(&plan, me, &no_rsa, &st) {
+        Decision::Fail { error, .. } => assert!(error.contains("holds no ssh-rsa key"), "{error}"),
+        other => panic!("{other:?}"),
+    }
     // Already in another cluster: refuse.
     let obs2 = Observed {
         local_cluster: Some(status(Some("other"), true, &[("pve1", true)])),
@@ -185,6 +195,8 @@ fn joiners_go_one_at_a_time_after_online_and_quorum() {
     let obs = Observed {
         local_cluster: local.clone(),
         bootstrap_key_present: true,
+        rsa_host_key: true,
+        prev_join_finished: Some(false),
         founder_cluster: Some(status(
             Some("pvelab"),
             false,
@@ -205,13 +217,26 @@ fn joiners_go_one_at_a_time_after_online_and_quorum() {
         decide(&plan, me, &obs, &st),
         Decision::Wait { .. }
     ));
-    // pve2 online and quorate: pve3 joins over SSH with every link.
+    // pve2 online and quorate, but its join has not finished cluster-wide (item 9).
     let obs = Observed {
         founder_cluster: Some(status(
             Some("pvelab"),
             true,
             &[("pve1", true), ("pve2", true)],
         )),
+        ..obs
+    };
+    match decide(&plan, me, &obs, &st) {
+        Decision::Wait { wait, .. } => assert!(
+            wait.reason.contains("/etc/pve/nodes/pve2/ssh_known_hosts"),
+            "{}",
+            wait.reason
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Its end-of-join write is visible on the founder: pve3 joins over SSH with every link.
+    let obs = Observed {
+        prev_join_finished: Some(true),
         ..obs
     };
     let d = decide(&plan, me, &obs, &st);

@@ -14,7 +14,7 @@ impl World {
         if down > 0 {
             checks.insert("OSD_DOWN".into(), format!("{down} osds down"));
         }
-        let def = self.plan.ceph.as_ref().map(|c| c.size).unwrap_or(3) as usize;
+        let def = self.ceph.pool_defaults.map_or(3, |d| d.0) as usize;
         if osds.len() < def {
             checks.insert(
                 "TOO_FEW_OSDS".into(),
@@ -155,6 +155,21 @@ impl World {
                     "size": p.size, "min_size": p.min_size, "crush_rule": 0, "pg_autoscale_mode": p.pg_autoscale_mode,
                     "pg_num": p.pg_num, "pg_placement_num": p.pg_num, "application_metadata": app})
             }).collect()),
+            "ceph config dump" => Value::Array(self.ceph.config.iter().map(|(k, value)| (k.split_once('/').unwrap_or(("global", k)), value)).map(|((who, name), value)| json!({
+                "section": who, "name": name, "value": value, "level": "basic", "can_update_at_runtime": true, "mask": ""})).collect()),
+            "ceph config set" => {
+                // Ceph's ConfigMonitor stores the value; daemons read it when they start.
+                let (who, key, value) = (&p.pos[0], &p.pos[1], &p.pos[2]);
+                // An OSD or MDS that already runs would only see it after a restart.
+                if (who == "osd" || who.starts_with("osd.")) && !self.ceph.osds.is_empty() {
+                    self.ceph.config_after_daemons.push(format!("{who}/{key}"));
+                }
+                if (who == "mds" || who.starts_with("mds.")) && !self.ceph.mds.is_empty() {
+                    self.ceph.config_after_daemons.push(format!("{who}/{key}"));
+                }
+                self.ceph.config.insert(format!("{who}/{key}"), value.clone());
+                return ok(self.lat.write_ms, "");
+            }
             "ceph fs ls" => Value::Array(self.visible(&self.ceph.fs, |f| f.at).iter().map(|f| json!({"name": f.name,
                 "metadata_pool": format!("{}_metadata", f.name), "data_pools": [format!("{}_data", f.name)]})).collect()),
             _ => unreachable!("ceph_query called for {}", p.cmd),

@@ -4,7 +4,7 @@
 //! (`at`), so a query from another node during a long command sees the intermediate
 //! state (e.g. the founder inquorate while a joiner's corosync is not up yet).
 
-use crate::flags::{self, Parsed, DC_KEYS};
+use crate::flags::{self, Parsed};
 use crate::Latencies;
 use hcikit_firstboot::host::Output;
 use hcikit_firstboot::plan::Plan;
@@ -30,6 +30,11 @@ pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPri
 pub const SIM_AUTHKEY: &str = "sim-corosync-authkey-5e1d";
 /// The realm bind secret every simulated node holds (a secret).
 pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
+/// The simulated RSA host key line of a node.
+pub fn sim_rsa_pub(node: &str) -> String {
+    format!("ssh-rsa AAAAB3NzaC1yc2EsimHostKeyOf{node} root@{node}")
+}
+
 pub const SIM_BOOTSTRAP_PUB: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIsimBootstrapPub hcikit-bootstrap";
 
@@ -83,6 +88,8 @@ pub struct SimNode {
     pub pmxcfs_down: Option<(u64, u64)>,
     /// `/etc/ceph/ceph.conf → /etc/pve/ceph.conf`, made by init, mon/mgr/osd create.
     pub ceph_symlink: bool,
+    /// `pvecm create` wrote corosync.conf and then died before starting corosync.
+    pub half_created: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +148,12 @@ pub struct CephWorld {
     pub fsid: Option<String>,
     pub public_network: Option<String>,
     pub cluster_network: Option<String>,
+    /// osd_pool_default_size/min_size in ceph.conf, written by the first `pveceph init`.
+    pub pool_defaults: Option<(u8, u8)>,
+    /// Ceph's configuration database (`ceph config set`): `who/option` → value.
+    pub config: BTreeMap<String, String>,
+    /// `who/option` set after a daemon that reads it was already running.
+    pub config_after_daemons: Vec<String>,
     pub mons: Vec<Daemon>,
     pub mgrs: Vec<Daemon>,
     pub mds: Vec<Daemon>,
@@ -169,14 +182,25 @@ pub struct Pmxcfs {
     pub storages: Vec<Storage>,
     pub ha_groups: BTreeMap<String, BTreeMap<String, String>>,
     pub ha_rules: BTreeMap<String, BTreeMap<String, String>>,
+    /// E-mail addresses of users (`/etc/pve/user.cfg`); root@pam has none unless set.
+    pub user_emails: BTreeMap<String, String>,
+    /// HA-managed resources (`ha-manager add`, which needs the guest to exist).
+    pub ha_resources: BTreeSet<String>,
     /// Public SMTP endpoint fields (`/etc/pve/notifications.cfg`).
     pub smtp: BTreeMap<String, Vec<(String, String)>>,
     /// `/etc/pve/priv/notifications.cfg`: target → password. Never serialised.
     #[serde(skip)]
     pub smtp_passwords: BTreeMap<String, String>,
     pub matchers: BTreeMap<String, Vec<String>>,
+    /// Matchers whose severity rules can never all match one notification.
+    pub dead_matchers: BTreeSet<String>,
     pub realms: BTreeMap<String, Vec<(String, String)>>,
     pub authorized_keys: String,
+    /// `/etc/pve/priv/known_hosts`, made by `pvecm create` (Setup.pm `ssh_merge_known_hosts`).
+    pub known_hosts: String,
+    /// `/etc/pve/nodes/<node>/ssh_known_hosts` with the time it appears, written at the end
+    /// of a join (Setup.pm `ssh_create_node_known_hosts`).
+    pub node_known_hosts: BTreeMap<String, (u64, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,7 +216,7 @@ pub struct Mail {
 pub enum FailKind {
     /// `cfs-lock 'file-corosync_conf' error: got lock request timeout` (exit 0 for joins).
     LockTimeout,
-    /// The worker task fails: `TASK ERROR: <msg>`, with the exit code the tool really gives.
+    /// The worker task fails with this message, with the exit code the tool really gives.
     TaskError(String),
 }
 
@@ -236,16 +260,22 @@ fn fail(latency_ms: u64, code: i32, stderr: impl Into<String>) -> Reply {
     }
 }
 
-/// A worker task that failed but whose CLI exits 0: a sync CLI worker prints `TASK ERROR:`
-/// and its exit status does not carry the task result (pve-common
-/// `PVE::RESTEnvironment::fork_worker`).
+/// A synced worker task that failed, from the CLI of a command without `$upid_exit`
+/// (`pvecm create/add`, `pveceph pool/fs create`): the task's output went to stdout, the
+/// bare error message to stderr, `TASK ERROR:` only to the task log, and the exit code is
+/// 0 (pve-common `src/PVE/RESTEnvironment.pm` `fork_worker`, `$tee_worker`).
 fn task_error_exit0(latency_ms: u64, msg: &str) -> Reply {
+    task_failed(latency_ms, "", msg, 0)
+}
+
+/// A synced worker task that failed: `stdout` is the task's output up to the error.
+fn task_failed(latency_ms: u64, stdout: &str, msg: &str, code: i32) -> Reply {
     Reply {
         latency_ms,
         out: Output {
-            code: 0,
-            stdout: String::new(),
-            stderr: format!("{msg}\nTASK ERROR: {msg}\n"),
+            code,
+            stdout: stdout.to_string(),
+            stderr: format!("{}\n", msg.trim_end()),
             timed_out: false,
         },
     }
@@ -268,6 +298,8 @@ pub struct World {
     pub fail_rules: Vec<FailRule>,
     lock_until: u64,
     seed: u64,
+    /// The pve-manager version of the nodes; `None`: the schema table's.
+    pub pve_manager: Option<String>,
     /// Some(true) when `pvecm create` kept the seeded corosync key.
     pub seeded_authkey: Option<bool>,
 }
@@ -304,6 +336,31 @@ impl World {
                 files.insert(
                     hcikit_firstboot::layout::COROSYNC_AUTHKEY.to_string(),
                     SIM_AUTHKEY.as_bytes().to_vec(),
+                );
+                // The host keys the image ships: ed25519 and RSA, every node's pinned.
+                files.insert(
+                    hcikit_firstboot::layout::SSH_HOST_RSA_PUB.to_string(),
+                    format!("{}\n", sim_rsa_pub(&n.name)).into_bytes(),
+                );
+                let known: String = plan
+                    .nodes
+                    .iter()
+                    .map(|m| {
+                        let names = format!("{},{},{}", m.name, m.fqdn, m.primary_ip);
+                        format!(
+                            "{names} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5simHostKeyOf{0}\n{names} {1}\n",
+                            m.name,
+                            sim_rsa_pub(&m.name).rsplit_once(' ').map_or("", |x| x.0)
+                        )
+                    })
+                    .collect();
+                files.insert(
+                    hcikit_firstboot::layout::KNOWN_HOSTS.to_string(),
+                    known.clone().into_bytes(),
+                );
+                files.insert(
+                    hcikit_firstboot::layout::PINNED_KNOWN_HOSTS.to_string(),
+                    known.into_bytes(),
                 );
                 for r in &plan.realms {
                     if let Some(sec) = &r.secret {
@@ -343,6 +400,7 @@ impl World {
                     install_window: None,
                     pmxcfs_down: None,
                     ceph_symlink: false,
+                    half_created: false,
                 }
             })
             .collect();
@@ -360,6 +418,7 @@ impl World {
             lock_until: 0,
             seed,
             seeded_authkey: None,
+            pve_manager: None,
         }
     }
 
@@ -509,8 +568,31 @@ impl World {
     /// A file as node `i` sees it (pmxcfs files are shared once clustered).
     pub fn read_file(&self, i: usize, path: &str) -> Option<Vec<u8>> {
         match path {
+            "/etc/pve/corosync.conf" if self.nodes[i].half_created => {
+                Some(b"# written by a pvecm create that died\n".to_vec())
+            }
             "/etc/pve/corosync.conf" => {
                 self.is_member(i).then(|| self.corosync_conf().into_bytes())
+            }
+            "/etc/pve/priv/known_hosts" => self
+                .is_member(i)
+                .then(|| self.pmx.known_hosts.clone().into_bytes()),
+            p if p.starts_with("/etc/pve/nodes/") && p.ends_with("/ssh_known_hosts") => {
+                let node = p.split('/').nth(4).unwrap_or_default();
+                self.pmx
+                    .node_known_hosts
+                    .get(node)
+                    .filter(|(at, _)| *at <= self.now && self.is_member(i))
+                    .map(|(_, text)| text.clone().into_bytes())
+            }
+            // `pvecm create` made it a link to the cluster-wide file on the founder.
+            "/etc/ssh/ssh_known_hosts"
+                if self.nodes[i]
+                    .files
+                    .contains_key("/etc/ssh/.sim-known-hosts-link") =>
+            {
+                self.is_member(i)
+                    .then(|| self.pmx.known_hosts.clone().into_bytes())
             }
             "/etc/pve/ceph.conf" => self
                 .ceph_configured(i)
@@ -650,10 +732,17 @@ impl World {
     /// Runs a command (already stripped of any `ssh` wrapper) on node `i`.
     pub fn command(&mut self, i: usize, argv: &[String], stdin: Option<&[u8]>) -> Reply {
         let q = self.lat.query_ms;
-        let p = match flags::parse(argv) {
+        // Proxmox's tools are checked against the schemas of the source for this PVE
+        // major; the other programs against their hand-written synopses.
+        let parsed = crate::schema::check(argv, self.plan.cluster.pve_major)
+            .unwrap_or_else(|| flags::parse(argv));
+        let mut p = match parsed {
             Ok(p) => p,
             Err(r) => return fail(q, r.code, r.msg),
         };
+        if p.cmd.starts_with("pvesh get ") {
+            p.cmd = "pvesh get".into();
+        }
         let shown = format!("{} {}", p.cmd, p.pos.join(" "));
         let shown = shown.trim().to_string();
         match p.cmd.as_str() {
@@ -684,18 +773,29 @@ impl World {
             "ha-manager groupadd" => self.ha_groupadd(i, &p),
             "ha-manager rules add" => self.ha_rules_add(i, &p),
             "pveum realm add" => self.realm_add(i, &p),
+            "pveum user modify" => self.user_modify(i, &p),
             "ceph -s"
             | "ceph mon dump"
             | "ceph mgr dump"
             | "ceph osd tree"
             | "ceph mds stat"
             | "ceph osd pool ls detail"
-            | "ceph fs ls" => self.ceph_query(i, &p),
+            | "ceph fs ls"
+            | "ceph config dump"
+            | "ceph config set" => self.ceph_query(i, &p),
             "ceph-volume lvm list" => self.volume_list(i),
             "ceph-volume lvm zap" => self.zap(i, &p),
             "lsblk" => self.lsblk(i),
             "wipefs" => self.wipefs(i, &p),
             "sendmail" => self.sendmail(i, stdin),
+            "cat" => match self.read_file(i, &p.pos[0]) {
+                Some(b) => ok(q, String::from_utf8_lossy(&b)),
+                None => fail(
+                    q,
+                    1,
+                    format!("cat: {}: No such file or directory", p.pos[0]),
+                ),
+            },
             other => fail(q, 255, format!("sim: {other} not simulated")),
         }
     }
@@ -744,6 +844,8 @@ impl World {
                 "mds": self.ceph.mds.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
                 "osds": self.ceph.osds.iter().map(|o| json!({"id": o.id, "host": o.host, "device": o.device, "up": self.osd_up(o), "in": true})).collect::<Vec<_>>(),
                 "pools": self.ceph.pools,
+                "config": self.ceph.config,
+                "config-set-after-daemons": self.ceph.config_after_daemons,
                 "filesystems": self.ceph.fs,
             },
             "storages": self.pmx.storages,
@@ -754,6 +856,7 @@ impl World {
                 "smtp": self.pmx.smtp.iter().map(|(k, v)| (k.clone(), v.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
                 "smtp-with-password": self.pmx.smtp_passwords.keys().collect::<Vec<_>>(),
                 "matchers": self.pmx.matchers,
+                "matchers-that-never-match": self.pmx.dead_matchers,
             },
             "realms": self.pmx.realms.keys().collect::<Vec<_>>(),
             "corosync-key-from-seed": self.seeded_authkey,

@@ -12,7 +12,35 @@ impl World {
                 "Do you want to continue? [Y/n] Abort.\napt failed during ceph installation (256)",
             );
         }
-        let version = p.opt("version").unwrap_or("quincy").to_string();
+        // The schema table already holds the release enum of the table's pve-manager. An
+        // older PVE 9 pve-manager offers fewer releases (PVE/Ceph/Releases.pm): tentacle
+        // is missing before 9.1.5 (commit 153e6203) and a tech preview (`unsupported`)
+        // before 9.1.13 (commit f3c0665f); without --allow-experimental the CLI dies
+        // (PVE/CLI/pveceph.pm `install`), a plain die: exit 255.
+        let default = if self.plan.cluster.pve_major >= 9 {
+            "tentacle"
+        } else {
+            "quincy"
+        };
+        let version = p.opt("version").unwrap_or(default).to_string();
+        if let (Some(pm), "tentacle") = (self.pve_manager.as_deref(), version.as_str()) {
+            let v: Vec<u32> = pm.split('.').filter_map(|x| x.parse().ok()).collect();
+            let at_least = |want: &[u32]| v.as_slice() >= want;
+            if !at_least(&[9, 1, 5]) {
+                return fail(
+                    self.lat.query_ms,
+                    255,
+                    "400 Parameter verification failed.\nversion: value 'tentacle' does not have a value in the enumeration 'squid'\n",
+                );
+            }
+            if !at_least(&[9, 1, 13]) && p.opt("allow-experimental") != Some("1") {
+                return fail(
+                    self.lat.query_ms * 10,
+                    255,
+                    "Refusing to install tech-preview Ceph release 20.2 Tentacle without 'allow-experimental' parameter!",
+                );
+            }
+        }
         let now = self.now;
         let n = &mut self.nodes[i];
         n.install_window = Some((now, now + l));
@@ -33,9 +61,6 @@ impl World {
         if let Some(r) = self.need_quorum(i) {
             return r;
         }
-        if p.has("cluster-network") && !p.has("network") {
-            return fail(l, 255, "400 Parameter verification failed.\ncluster-network: 'cluster-network' requires option 'network'");
-        }
         if self.ceph.fsid.is_none() {
             self.ceph.fsid = Some(format!(
                 "5b0c3e0e-0000-4000-8000-{:012x}",
@@ -43,6 +68,12 @@ impl World {
             ));
         }
         self.nodes[i].ceph_symlink = true;
+        // pve-manager PVE/API2/Ceph.pm `init`: only the call that creates ceph.conf
+        // writes osd_pool_default_size/min_size (defaults 3 and 2); later calls keep them.
+        if self.ceph.pool_defaults.is_none() {
+            let num = |k: &str, d: u8| p.opt(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+            self.ceph.pool_defaults = Some((num("size", 3), num("min_size", 2)));
+        }
         if let Some(n) = p.opt("network") {
             self.ceph.public_network = Some(n.to_string());
             self.ceph.cluster_network = Some(p.opt("cluster-network").unwrap_or(n).to_string());
@@ -95,7 +126,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         let first = self.ceph.mons.is_empty();
         let at = self.now + l;
@@ -109,10 +140,13 @@ impl World {
                 name: me.clone(),
                 at: at + 1_000,
             });
+            // The first active mgr creates `.mgr` with the cluster's pool defaults
+            // (Ceph's osd_pool_default_size/min_size from ceph.conf).
+            let (size, min_size) = self.ceph.pool_defaults.unwrap_or((3, 2));
             self.ceph.pools.push(SimPool {
                 name: ".mgr".into(),
-                size: 3,
-                min_size: 2,
+                size,
+                min_size,
                 pg_num: 1,
                 pg_autoscale_mode: "on".into(),
                 application: "mgr".into(),
@@ -146,7 +180,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         self.nodes[i].ceph_symlink = true;
         self.ceph.mgrs.push(Daemon {
@@ -180,7 +214,7 @@ impl World {
             return fail(q, 255, format!("device '{dev}' is already in use"));
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         let id = (0..)
             .find(|n| !self.ceph.osds.iter().any(|o| o.id == *n))
@@ -233,7 +267,7 @@ impl World {
             );
         }
         if let Some(k) = self.fail_rule(i, shown) {
-            return fail(l, 255, format!("TASK ERROR: {}", fail_text(&k)));
+            return task_failed(l, "", &fail_text(&k), 255);
         }
         self.ceph.mds.push(Daemon {
             name: name.clone(),
@@ -339,12 +373,9 @@ impl World {
         };
         let pg: u32 = p.opt("pg_num").and_then(|v| v.parse().ok()).unwrap_or(128);
         let at = self.now + l;
-        let size = self
-            .plan
-            .ceph
-            .as_ref()
-            .map(|c| (c.size, c.min_size))
-            .unwrap_or((3, 2));
+        // FS.pm createfs creates its pools without size/min_size: they get the
+        // osd_pool_default_size/min_size that the first `pveceph init` wrote.
+        let size = self.ceph.pool_defaults.unwrap_or((3, 2));
         for (n, pg) in [(data, pg), (meta, (pg / 4).max(8))] {
             self.ceph.pools.push(SimPool {
                 name: n,

@@ -28,7 +28,23 @@ impl World {
         if let Some(k) = self.fail_rule(i, shown) {
             return task_error_exit0(l, &fail_text(&k));
         }
+        // pve-cluster API2/ClusterConfig.pm `create` worker: corosync.conf is written, then
+        // Setup.pm `ssh_merge_known_hosts` reads the RSA host key (file_get_contents dies
+        // on a missing file, the regex on a non-RSA key), and only then corosync and
+        // pve-cluster restart. The CLI has no $upid_exit: exit 0.
+        let written = "Writing corosync key to /etc/corosync/authkey\nWriting corosync config to /etc/pve/corosync.conf\n";
+        let Some(rsa) = self.rsa_host_key(i) else {
+            self.nodes[i].half_created = true;
+            return task_failed(l / 2, written, &rsa_missing(&self.nodes[i].files), 0);
+        };
         let now = self.now;
+        let ip = self.plan.nodes[i].primary_ip.clone();
+        self.merge_known_hosts(i, &me, &ip, &rsa);
+        // pve-cluster.service runs `pvecm updatecerts --silent` when it starts, which
+        // writes this node's ssh_known_hosts (Setup.pm updatecerts_and_ssh).
+        self.pmx
+            .node_known_hosts
+            .insert(me.clone(), (now + l, format!("{me} {rsa}")));
         self.cluster = Some(PveCluster {
             name,
             links: links.keys().copied().collect(),
@@ -60,6 +76,71 @@ impl World {
             l,
             "Writing corosync key to /etc/corosync/authkey\nWriting corosync config to /etc/pve/corosync.conf\nRestart corosync and cluster filesystem\nTASK OK\n",
         )
+    }
+
+    /// `ssh-rsa <base64>` of node `i`'s `/etc/ssh/ssh_host_rsa_key.pub` (Setup.pm:
+    /// `m/^(ssh-rsa\s\S+)(\s.*)?$/m`).
+    fn rsa_host_key(&self, i: usize) -> Option<String> {
+        let b = self.nodes[i]
+            .files
+            .get(hcikit_firstboot::layout::SSH_HOST_RSA_PUB)?;
+        String::from_utf8_lossy(b).lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("ssh-rsa"))
+                .then(|| w.next().map(|k| format!("ssh-rsa {k}")))
+                .flatten()
+        })
+    }
+
+    /// Setup.pm `ssh_merge_known_hosts`: the cluster file keeps its own lines plus only
+    /// the `ssh-rsa` lines of the node's /etc/ssh/ssh_known_hosts, adds this node's name
+    /// and IP, and /etc/ssh/ssh_known_hosts becomes a link to it.
+    fn merge_known_hosts(&mut self, i: usize, name: &str, ip: &str, rsa: &str) {
+        let old = std::mem::take(&mut self.pmx.known_hosts);
+        let system = self.nodes[i]
+            .files
+            .get(hcikit_firstboot::layout::KNOWN_HOSTS)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let mut data = String::new();
+        let (mut found_name, mut found_ip) = (false, false);
+        let mut seen = BTreeSet::new();
+        let all_lines = old
+            .lines()
+            .map(|l| (l, true))
+            .chain(system.lines().map(|l| (l, false)));
+        for (line, all) in all_lines {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut w = line.split_whitespace();
+            let (Some(key), Some(kind), Some(body)) = (w.next(), w.next(), w.next()) else {
+                continue;
+            };
+            if kind == "ssh-rsa" {
+                if seen.insert(key.to_lowercase()) {
+                    let k = key.to_lowercase();
+                    let same = format!("{kind} {body}") == rsa;
+                    found_ip |= k == ip.to_lowercase() && same;
+                    found_name |= k == name.to_lowercase() && same;
+                    data.push_str(line);
+                    data.push('\n');
+                }
+            } else if all {
+                data.push_str(line);
+                data.push('\n');
+            }
+        }
+        if !found_name {
+            data.push_str(&format!("{} {rsa}\n", name.to_lowercase()));
+        }
+        if !found_ip {
+            data.push_str(&format!("{} {rsa}\n", ip.to_lowercase()));
+        }
+        self.pmx.known_hosts = data;
+        self.nodes[i]
+            .files
+            .insert("/etc/ssh/.sim-known-hosts-link".into(), Vec::new());
     }
 
     pub(super) fn parse_links(&self, i: usize, p: &Parsed) -> Result<BTreeMap<u8, String>, String> {
@@ -136,10 +217,22 @@ impl World {
                 out: Output::default(),
             };
         }
+        // pvecm.pm `add` (use_ssh): the remote `pvecm addnode` fails, its message lands in
+        // the task output (stdout), and the worker dies with "unable to add node".
+        let me_name = self.nodes[i].name.clone();
+        let addnode = format!(
+            "ssh {host} -o BatchMode=yes pvecm addnode {me_name} --force 1{}",
+            links
+                .iter()
+                .map(|(n, ip)| format!(" --link{n} {ip}"))
+                .collect::<String>()
+        );
         let aborted = |msg: &str| {
-            task_error_exit0(
+            task_failed(
                 l / 5,
-                &format!("An error occurred on the cluster node: {msg}\nCluster join aborted!"),
+                &format!("{msg}\n"),
+                &format!("unable to add node: command failed ({addnode})"),
+                0,
             )
         };
         if !self.is_member(t) {
@@ -199,6 +292,15 @@ impl World {
         self.pmx.authorized_keys.push_str(&format!(
             "ssh-rsa AAAAB3NzaC1yc2EsimHostKeyOf{me} root@{me}\n"
         ));
+        // finish_join: quorum, then updatecerts_and_ssh, whose ssh_create_node_known_hosts
+        // writes /etc/pve/nodes/<me>/ssh_known_hosts (or dies without an RSA host key),
+        // then pvedaemon/pveproxy reload and the command returns.
+        let rsa = self.rsa_host_key(i);
+        if let Some(rsa) = &rsa {
+            self.pmx
+                .node_known_hosts
+                .insert(me.clone(), (now + l, format!("{me} {rsa}")));
+        }
         self.nodes[i].pmxcfs_down = Some((now + 3_000, now + 5_000));
         if !reaches {
             return Reply {
@@ -209,6 +311,22 @@ impl World {
                 },
             };
         }
-        ok(l, format!("copy corosync auth key\nstopping pve-cluster service\nbackup old database to '/var/lib/pve-cluster/backup/config-sim.sql.gz'\nwaiting for quorum...OK\n(re)generate node files\nsuccessfully added node '{me}' to cluster.\n"))
+        let log = "copy corosync auth key\nstopping pve-cluster service\nbackup old database to '/var/lib/pve-cluster/backup/config-sim.sql.gz'\nwaiting for quorum...OK\n(re)generate node files\nmerge authorized SSH keys\n";
+        if rsa.is_none() {
+            return task_failed(l, log, &rsa_missing(&self.nodes[i].files), 0);
+        }
+        ok(l, format!("{log}generated new node certificate, restart pveproxy and pvedaemon services\nsuccessfully added node '{me}' to cluster.\n"))
+    }
+}
+
+/// What Setup.pm dies with when the RSA host key is missing or not RSA.
+fn rsa_missing(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let path = hcikit_firstboot::layout::SSH_HOST_RSA_PUB;
+    if files.contains_key(path) {
+        // die without a newline: Perl appends the location.
+        format!("can't parse {path} at /usr/share/perl5/PVE/Cluster/Setup.pm line 265.")
+    } else {
+        // PVE::Tools::file_get_contents
+        format!("unable to open file '{path}' - No such file or directory")
     }
 }

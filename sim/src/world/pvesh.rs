@@ -134,6 +134,14 @@ impl World {
                 }
                 Value::Array(v)
             }
+            "/access/users/root@pam" => {
+                // pve-access-control API2/User.pm read_user: no `email` key when unset.
+                let mut u = json!({"enable": 1, "expire": 0, "groups": [], "tokens": {}});
+                if let Some(e) = self.pmx.user_emails.get("root@pam") {
+                    u["email"] = json!(e);
+                }
+                u
+            }
             "/access/domains" => {
                 let mut v = vec![
                     json!({"realm":"pam","type":"pam","comment":"Linux PAM standard authentication"}),
@@ -160,7 +168,6 @@ impl World {
             return r;
         }
         for (k, v) in &p.opts {
-            debug_assert!(DC_KEYS.contains(&k.as_str()));
             let parsed = dc_property(k, v);
             let field = |f: &str| {
                 parsed
@@ -263,6 +270,27 @@ impl World {
                 return fail(q, 255, format!("target '{t}' does not exist"));
             }
         }
+        // proxmox-notify src/matcher.rs: every match-severity element is one
+        // SeverityMatcher (a comma list), and `mode all` (the default) needs every
+        // element to match the notification's one severity. Elements without a common
+        // severity make a matcher that can never fire.
+        let mode_all = p.opt("mode").unwrap_or("all") == "all";
+        let sets: Vec<BTreeSet<String>> = p
+            .all("match-severity")
+            .iter()
+            .map(|e| e.split(',').map(|s| s.trim().to_string()).collect())
+            .collect();
+        let common = sets
+            .iter()
+            .skip(1)
+            .fold(sets.first().cloned().unwrap_or_default(), |acc, s| {
+                acc.intersection(s).cloned().collect()
+            });
+        if mode_all && sets.len() > 1 && common.is_empty() {
+            self.pmx.dead_matchers.insert(name.clone());
+        } else {
+            self.pmx.dead_matchers.remove(&name);
+        }
         self.pmx.matchers.insert(name, targets);
         ok(q, "")
     }
@@ -280,6 +308,34 @@ impl World {
                 return fail(q, 255, format!("could not notify via target(s): {t}: username is set but no password was provided"));
             }
         }
+        // proxmox-notify endpoints/common/mail.rs get_recipients: mailto addresses plus
+        // the e-mail of each mailto-user (users without one are skipped); lettre then
+        // refuses a message without recipients (MissingTo), which test_target reports.
+        let fields = self
+            .pmx
+            .smtp
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| vec![("mailto-user".to_string(), "root@pam".to_string())]);
+        let recipients = fields
+            .iter()
+            .filter(|(k, v)| {
+                k == "mailto" || (k == "mailto-user" && self.pmx.user_emails.contains_key(v))
+            })
+            .count();
+        if recipients == 0 {
+            let msg = if t == "mail-to-root" {
+                // proxmox-sendmail: bail!("no recipients provided for the mail, cannot send it.")
+                "no recipients provided for the mail, cannot send it.".to_string()
+            } else {
+                "missing destination address".to_string()
+            };
+            return fail(
+                q,
+                255,
+                format!("Could not test target: could not notify via endpoint(s): {t}: {msg}"),
+            );
+        }
         let from = self.nodes[i].name.clone();
         self.mails.push(Mail {
             at_ms: self.now + q,
@@ -287,6 +343,29 @@ impl World {
             target: t.to_string(),
             subject: format!("Test notification from {t}"),
         });
+        ok(q, "")
+    }
+
+    /// `pveum user modify USERID --email ADDR` (pve-access-control API2/User.pm
+    /// update_user); the schema check has already validated the address.
+    pub(super) fn user_modify(&mut self, i: usize, p: &Parsed) -> Reply {
+        let q = self.lat.write_ms;
+        if let Some(r) = self.need_quorum(i) {
+            return r;
+        }
+        let user = p.pos[0].clone();
+        if user != "root@pam" {
+            return fail(q, 255, format!("no such user ('{user}')"));
+        }
+        match p.opt("email") {
+            Some("") => {
+                self.pmx.user_emails.remove(&user);
+            }
+            Some(e) => {
+                self.pmx.user_emails.insert(user, e.to_string());
+            }
+            None => {}
+        }
         ok(q, "")
     }
 
@@ -327,6 +406,32 @@ impl World {
         let id = p.pos[1].clone();
         if self.pmx.ha_rules.contains_key(&id) {
             return fail(q, 255, format!("rule '{id}' already defined"));
+        }
+        // pve-ha-manager src/PVE/API2/HA/Rules.pm `$assert_valid_resources_param`: every
+        // resource must already be HA-managed (in resources.cfg), which `ha-manager add`
+        // allows only for an existing guest (HA/Resources/PVEVM.pm `exists`). The
+        // simulator has no guests, so nothing ever becomes managed.
+        let resources: Vec<String> = p
+            .opt("resources")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if resources.is_empty() {
+            return fail(q, 255, "no resources were specified");
+        }
+        let mut unmanaged: Vec<String> = resources
+            .into_iter()
+            .filter(|r| !self.pmx.ha_resources.contains(r))
+            .collect();
+        unmanaged.sort();
+        if !unmanaged.is_empty() {
+            return fail(
+                q,
+                255,
+                format!("cannot use unmanaged resource(s) {}.", unmanaged.join(", ")),
+            );
         }
         self.pmx
             .ha_rules

@@ -277,6 +277,7 @@ pub fn lab_plan(bond: bool) -> Plan {
         default_matcher_targets: vec![s("smtp-relay")],
         report_target: Some(s("smtp-relay")),
         send_test: true,
+        root_email: Some(s("admin@lab.example")),
     };
     p
 }

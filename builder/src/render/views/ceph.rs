@@ -73,7 +73,11 @@ pub(crate) fn ceph(plan: &Plan) -> Result<CephView> {
     for mds in &c.mds {
         let s = conf.entry(format!("mds.{mds}")).or_default();
         s.insert("host".into(), mds.clone());
-        s.insert("mds_standby_for_name".into(), "pve".into());
+        // pve-manager PVE/API2/Ceph/MDS.pm `createmds` writes it on PVE 8; PVE 9's
+        // pve-manager no longer does (commit eec8cc17).
+        if plan.cluster.pve_major < 9 {
+            s.insert("mds_standby_for_name".into(), "pve".into());
+        }
     }
     for (section, kv) in &c.extra_config {
         let s = conf.entry(section.clone()).or_default();
@@ -189,5 +193,37 @@ mod tests {
     fn ceph_values_escape_comment_characters_once() {
         assert_eq!(escape_ceph_comment_chars("a#b;c"), r"a\#b\;c");
         assert_eq!(escape_ceph_comment_chars(r"a\#b"), r"a\#b");
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// Item 10: what the rendered files hold depends on the PVE major the way Proxmox's
+    /// writers do: `mds_standby_for_name` only on PVE 8 (pve-manager MDS.pm before
+    /// eec8cc17), `token_coefficient: 125` only on PVE 9 (pve-cluster a7b1c76).
+    #[test]
+    fn item10_rendered_files_follow_the_pve_major() {
+        for major in [8u8, 9] {
+            let mut plan = hcikit_firstboot::example::lab_plan();
+            plan.cluster.pve_major = major;
+            let ceph = serde_json::to_string(&super::ceph(&plan).unwrap()).unwrap();
+            assert_eq!(
+                ceph.contains("mds_standby_for_name"),
+                major == 8,
+                "PVE {major}"
+            );
+            let coro =
+                serde_json::to_value(crate::render::views::corosync::corosync(&plan).unwrap())
+                    .unwrap();
+            assert_eq!(
+                coro["token-coefficient"],
+                if major >= 9 {
+                    serde_json::json!(125)
+                } else {
+                    serde_json::Value::Null
+                },
+                "PVE {major}"
+            );
+        }
     }
 }

@@ -9,6 +9,12 @@ use serde::Serialize;
 pub(crate) struct CorosyncView {
     /// Node blocks sorted by name, as pvecm writes them.
     nodes: Vec<CorosyncNode>,
+    /// `totem.token_coefficient`: pve-cluster 9.1.0 and later (PVE 9, commit a7b1c76) pass it to
+    /// `create_conf` (`src/PVE/API2/ClusterConfig.pm` `create`: `token-coefficient //=
+    /// 125`); PVE 8's pvecm writes none. A PVE 9.0 node (pve-cluster < 9.1) writes none
+    /// either: hcikit cannot know the minor release at build time and renders what the
+    /// current 9.x writes (docs/proxmox-source.md).
+    token_coefficient: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,5 +72,8 @@ pub(crate) fn corosync(plan: &Plan) -> Result<CorosyncView> {
         .collect::<Result<Vec<_>>>()?;
     // pvecm sorts node blocks by name (Perl string order = byte order).
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(CorosyncView { nodes })
+    Ok(CorosyncView {
+        nodes,
+        token_coefficient: (plan.cluster.pve_major >= 9).then_some(125),
+    })
 }

@@ -136,6 +136,7 @@ pub(super) fn notifications(spec: &Spec) -> Notifications {
             .clone()
             .or_else(|| smtp.first().map(|s| s.name.clone())),
         send_test: n.send_test.unwrap_or(!smtp.is_empty()),
+        root_email: n.root_email.clone(),
         smtp,
         matchers,
         default_matcher_targets: default_targets,

@@ -36,6 +36,10 @@ impl Checker {
                         ),
                     );
                 }
+                Some(("tentacle", _, _)) => self.warn(
+                    "ceph.release",
+                    "tentacle needs pve-manager 9.1.13 or later on the nodes: 9.1.5 to 9.1.12 offer it only as a tech preview that pveceph install refuses without allow-experimental, older ones not at all; squid works on every PVE 9",
+                ),
                 Some(("quincy", _, _)) => self.warn(
                     "ceph.release",
                     "quincy is end of life; prefer reef or squid",
@@ -252,6 +256,11 @@ impl Checker {
             if let Some(pg) = fs.pg_num {
                 if let Err(m) = check_pg_num(pg) {
                     self.err(format!("{k}.pg-num"), m);
+                } else if pg < MIN_CEPHFS_PG_NUM {
+                    self.err(
+                        format!("{k}.pg-num"),
+                        format!("{pg} is below the {MIN_CEPHFS_PG_NUM} placement groups pveceph fs create needs; use 8 or more (a power of two)"),
+                    );
                 }
             }
             for suffix in ["_data", "_metadata"] {

@@ -11,6 +11,14 @@ impl Checker {
     pub(super) fn notifications(&mut self, spec: &Spec) {
         let n = &spec.notifications;
         let mut targets: BTreeSet<&str> = BTreeSet::new();
+        if let Some(e) = &n.root_email {
+            if !is_email(e) {
+                self.err(
+                    "notifications.root-email",
+                    format!("{e:?} is not an e-mail address"),
+                );
+            }
+        }
         targets.insert(BUILTIN_TARGET);
         for (i, s) in n.smtp.iter().enumerate() {
             let k = format!("notifications.smtp[{i}]");
@@ -18,7 +26,7 @@ impl Checker {
                 self.err(
                     format!("{k}.name"),
                     format!(
-                        "{:?} is not a valid target name; use letters, digits, '.', '-' and '_'",
+                        "{:?} is not a valid target name; use 2 to 32 letters, digits, '-' and '_', starting with a letter",
                         s.name
                     ),
                 );
@@ -98,6 +106,22 @@ impl Checker {
                     );
                 }
             }
+            // proxmox-notify (`src/endpoints/common/mail.rs` get_recipients) skips users
+            // without an e-mail address, and a mail without recipients fails. hcikit sets
+            // only root@pam's address (notifications.root-email); it creates no other user.
+            let root_known = n.root_email.is_some();
+            let reachable =
+                !s.mailto.is_empty() || s.mailto_user.iter().any(|u| u == "root@pam" && root_known);
+            if !reachable && !s.mailto_user.is_empty() {
+                self.err(
+                    format!("{k}.mailto-user"),
+                    format!(
+                        "no recipient has an e-mail address: {} {} none hcikit sets (it sets only root@pam's, from notifications.root-email); set notifications.root-email = \"you@example.com\" or add mailto = [\"you@example.com\"]",
+                        s.mailto_user.join(", "),
+                        if s.mailto_user.len() == 1 { "has" } else { "have" }
+                    ),
+                );
+            }
             if s.mailto.is_empty() && s.mailto_user.is_empty() {
                 self.err(&k, "no recipient; set mailto = [\"ops@example.com\"] or mailto-user = [\"root@pam\"]");
             }
@@ -105,7 +129,7 @@ impl Checker {
         for (i, m) in n.matchers.iter().enumerate() {
             let k = format!("notifications.matchers[{i}]");
             if !is_notify_name(&m.name) || m.name == "default-matcher" {
-                self.err(format!("{k}.name"), format!("{:?} is not a valid matcher name (default-matcher is built in; use default-matcher-targets)", m.name));
+                self.err(format!("{k}.name"), format!("{:?} is not a valid matcher name; use 2 to 32 letters, digits, '-' and '_', starting with a letter (default-matcher is built in; use default-matcher-targets)", m.name));
             }
             if m.targets.is_empty() {
                 self.err(

@@ -13,7 +13,7 @@ impl Checker {
         for (i, r) in spec.realms.iter().enumerate() {
             let k = format!("realms[{i}]");
             if !is_realm_name(&r.name) || matches!(r.name.as_str(), "pam" | "pve") {
-                self.err(format!("{k}.name"), format!("{:?} is not a usable realm id; use 2 or more letters, digits, '-' or '_' starting with a letter (pam and pve are built in)", r.name));
+                self.err(format!("{k}.name"), format!("{:?} is not a usable realm id; use 2 to 32 letters, digits, '-' or '_' starting with a letter (pam and pve are built in)", r.name));
             } else if !names.insert(r.name.as_str()) {
                 self.err(
                     format!("{k}.name"),
