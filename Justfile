@@ -29,6 +29,11 @@ bench: build
 vm-test: build
     cargo test -p hcikit-tests --test vm -- --ignored --nocapture --test-threads=1
 
+# The `proxmox` base end to end without Proxmox's servers: a local signed apt repository of
+# stand-in packages, the whole recipe through mmdebstrap, the base booted in QEMU.
+apt-test:
+    cargo test -p hcikit-tests --test apt_repo -- --ignored --nocapture --test-threads=1
+
 # Regenerate the golden spec outputs after an intended change; review `git diff` after.
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden

@@ -166,8 +166,13 @@ fn build(recipe: &BaseRecipe, cache_dir: &Path, target: &Path) -> Result<()> {
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating cache folder {}", cache_dir.display()))?;
     let pid = std::process::id();
-    let sources = TempPath(Some(cache_dir.join(format!(".base-sources-{pid}.sources"))));
-    let sources_path = sources.0.clone().unwrap();
+    // The file's name ends up in the base (see recipe::SOURCES_FILE_NAME): a folder of
+    // its own keeps it fixed while two builds run side by side.
+    let sources_dir = tempfile::Builder::new()
+        .prefix(".base-sources-")
+        .tempdir_in(cache_dir)
+        .with_context(|| format!("creating a temporary folder in {}", cache_dir.display()))?;
+    let sources_path = sources_dir.path().join(recipe::SOURCES_FILE_NAME);
     std::fs::write(&sources_path, &recipe.sources)
         .with_context(|| format!("writing {}", sources_path.display()))?;
     let partial = TempPath(Some(

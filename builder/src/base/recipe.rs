@@ -174,6 +174,13 @@ pub fn proxmox_release(major: u8) -> Option<ProxmoxRelease> {
 pub const PROXMOX_SOURCES_FILE: &str = "/etc/apt/sources.list.d/proxmox.sources";
 pub const CEPH_SOURCES_FILE: &str = "/etc/apt/sources.list.d/ceph.sources";
 
+/// mmdebstrap's hooks that make `file://` mirrors visible inside the chroot.
+pub const FILE_MIRROR_HOOKS: &str = "/usr/share/mmdebstrap/hooks/file-mirror-automount";
+
+/// Name of the Debian sources file handed to mmdebstrap (in a folder of its own) and
+/// kept in the base.
+pub const SOURCES_FILE_NAME: &str = "debian.sources";
+
 /// Drop-in for ifupdown2's `networking.service` (see [`base_recipe`]).
 pub const NETWORKING_DROP_IN: &str = "\
 # hcikit: run as a systemd network manager: pull in network.target and order before
@@ -210,8 +217,10 @@ impl Keyring {
         let bytes = std::fs::read(path).map_err(|e| {
             InputError::new(format!("cannot read Proxmox key {}: {e}", path.display()))
         })?;
+        // Absolute: the build's apt reads it by this path (see `base_recipe`).
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         Ok(Keyring {
-            path: path.to_path_buf(),
+            path,
             sha256: hex::encode(Sha256::digest(&bytes)),
             sha512: hex::encode(Sha512::digest(&bytes)),
             expected_sha256: expected_sha256.map(|s| s.trim().to_ascii_lowercase()),
@@ -370,7 +379,9 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
                 InputError::new(format!(
                     "image.base = \"proxmox\" needs Proxmox's archive key for {suite} \
                      ({k}, from https://enterprise.proxmox.com/debian/{k}): pass its path \
-                     with --proxmox-key or HCIKIT_PROXMOX_KEY",
+                     with --proxmox-key or HCIKIT_PROXMOX_KEY. It also needs Proxmox's \
+                     repositories or a mirror of them (--mirror proxmox=URI, image.mirrors); \
+                     --base debian builds the same nodes without Proxmox VE",
                     k = release.key_published_as
                 ))
             })?;
@@ -388,19 +399,17 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
                 shell_quote(&key.path.display().to_string()),
                 release.key_in_base
             ));
-            options.push(format!(
-                "--setup-hook={}",
-                write_file_hook(PROXMOX_SOURCES_FILE, &repos.pve_stanza(&release))
-            ));
+            // apt runs outside the chroot while mmdebstrap installs, so `Signed-By` is
+            // read on the build host: during the build the stanzas name the key file
+            // given to hcikit; a customize hook writes their final form (see below).
+            let host_key = key.path.display().to_string();
+            for (file, stanza) in repos.stanzas(&release, &host_key) {
+                options.push(format!("--setup-hook={}", write_file_hook(file, &stanza)));
+            }
             proxmox_repositories.push((repos.pve_uri.clone(), suite.clone()));
             packages = PROXMOX_PACKAGES.iter().map(|s| s.to_string()).collect();
-            if let Some(stanza) = repos.ceph_stanza(&release) {
-                options.push(format!(
-                    "--setup-hook={}",
-                    write_file_hook(CEPH_SOURCES_FILE, &stanza)
-                ));
-                proxmox_repositories
-                    .push((repos.ceph_uri.clone().unwrap_or_default(), suite.clone()));
+            if let Some(uri) = &repos.ceph_uri {
+                proxmox_repositories.push((uri.clone(), suite.clone()));
                 packages.extend(CEPH_PACKAGES.iter().map(|s| s.to_string()));
             }
             // postfix asks how to deliver mail; answer before it is installed. Root mail
@@ -411,6 +420,15 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
                     .into(),
             );
         }
+    }
+    // apt reads a file:// repository in place and hands dpkg, which runs inside the
+    // chroot, paths that exist only outside it: mmdebstrap's own hook makes them visible
+    // inside (bind mounts for the build only). After the setup hooks that write sources.
+    let mut uris = vec![archives.main.uri.as_str()];
+    uris.extend(archives.security.as_ref().map(|a| a.uri.as_str()));
+    uris.extend(proxmox_repositories.iter().map(|(u, _)| u.as_str()));
+    if uris.iter().any(|u| u.starts_with("file://")) {
+        options.push(format!("--hook-dir={FILE_MIRROR_HOOKS}"));
     }
     for p in &plan.image.extra_packages {
         if !packages.contains(p) {
@@ -478,6 +496,15 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         ));
         options.push(r#"--customize-hook=systemctl --root="$1" disable corosync.service"#.into());
     } else {
+        let release = proxmox_release(plan.cluster.pve_major).expect("checked above");
+        let repos = proxmox_repos(plan, &release, &host.mirrors);
+        // The repositories as a node reads them: signed by the key in the base.
+        for (file, stanza) in repos.stanzas(&release, release.key_in_base) {
+            options.push(format!(
+                "--customize-hook={}",
+                write_file_hook(file, &stanza)
+            ));
+        }
         // From the Proxmox procedure: os-prober would list other disks' systems in the
         // boot menu, and without a subscription the enterprise repository only fails.
         options.push(
@@ -487,8 +514,6 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         // pve-manager installs the enterprise repository file; without a subscription
         // (or behind a mirror) it only fails. With the enterprise repository and no
         // mirror, Proxmox's file is the same entry as hcikit's, so hcikit's goes.
-        let release = proxmox_release(plan.cluster.pve_major).expect("checked above");
-        let repos = proxmox_repos(plan, &release, &host.mirrors);
         let redundant = if repos.keeps_enterprise_file {
             PROXMOX_SOURCES_FILE
         } else {
@@ -496,6 +521,11 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         };
         options.push(format!(r#"--customize-hook=rm -f "$1{redundant}""#));
     }
+    // mmdebstrap keeps the sources file as `0000<its name>`; give it the name Debian
+    // uses (trixie's `debian.sources`), so a rebuild has the same file names.
+    options.push(format!(
+        r#"--customize-hook=mv "$1/etc/apt/sources.list.d/0000{SOURCES_FILE_NAME}" "$1/etc/apt/sources.list.d/{SOURCES_FILE_NAME}""#
+    ));
     // Per-node identity is installed at first boot; baked-in host keys would be shared by
     // every node, and the build host's name and resolver do not belong in a node.
     options.push(
@@ -561,25 +591,22 @@ struct ProxmoxRepos {
 }
 
 impl ProxmoxRepos {
-    fn stanza(uri: &str, suite: &str, component: &str, release: &ProxmoxRelease) -> String {
-        format!(
-            "Types: deb\nURIs: {uri}\nSuites: {suite}\nComponents: {component}\nSigned-By: {}\n",
-            release.key_in_base
-        )
-    }
-
-    fn pve_stanza(&self, release: &ProxmoxRelease) -> String {
-        Self::stanza(&self.pve_uri, release.suite, &self.pve_component, release)
-    }
-
-    fn ceph_stanza(&self, release: &ProxmoxRelease) -> Option<String> {
-        let uri = self.ceph_uri.as_ref()?;
-        Some(Self::stanza(
-            uri,
-            release.suite,
-            &self.ceph_component,
-            release,
-        ))
+    /// (file, deb822 stanza) of each repository, signed by the key at `signed_by`.
+    fn stanzas(&self, release: &ProxmoxRelease, signed_by: &str) -> Vec<(&'static str, String)> {
+        let stanza = |uri: &str, component: &str| {
+            format!(
+                "Types: deb\nURIs: {uri}\nSuites: {}\nComponents: {component}\nSigned-By: {signed_by}\n",
+                release.suite
+            )
+        };
+        let mut out = vec![(
+            PROXMOX_SOURCES_FILE,
+            stanza(&self.pve_uri, &self.pve_component),
+        )];
+        if let Some(uri) = &self.ceph_uri {
+            out.push((CEPH_SOURCES_FILE, stanza(uri, &self.ceph_component)));
+        }
+        out
     }
 }
 

@@ -145,6 +145,7 @@ const DPKG_FILTERS: [&str; 7] = [
     "--dpkgopt=path-include=/usr/share/doc/*/copyright",
     "--dpkgopt=path-exclude=/usr/share/lintian/*",
 ];
+const RENAME_SOURCES_HOOK: &str = r#"--customize-hook=mv "$1/etc/apt/sources.list.d/0000debian.sources" "$1/etc/apt/sources.list.d/debian.sources""#;
 const CLEAN_IDENTITY_HOOK: &str =
     r#"--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" "$1/etc/resolv.conf""#;
 
@@ -181,6 +182,7 @@ fn debian_recipe_is_pinned() {
             .into(),
     );
     expected.push(r#"--customize-hook=systemctl --root="$1" disable corosync.service"#.into());
+    expected.push(RENAME_SOURCES_HOOK.into());
     expected.push(CLEAN_IDENTITY_HOOK.into());
     expected.extend([
         "bookworm".into(),
@@ -232,13 +234,13 @@ fn proxmox_9_recipe_is_pinned() {
         "--setup-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
          URIs: http://download.proxmox.com/debian/pve\nSuites: trixie\n\
          Components: pve-no-subscription\n\
-         Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n' > \
+         Signed-By: /keys/proxmox-archive-keyring-trixie.gpg\n' > \
          \"$1/etc/apt/sources.list.d/proxmox.sources\""
             .into(),
         "--setup-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
          URIs: http://download.proxmox.com/debian/ceph-squid\nSuites: trixie\n\
          Components: no-subscription\n\
-         Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n' > \
+         Signed-By: /keys/proxmox-archive-keyring-trixie.gpg\n' > \
          \"$1/etc/apt/sources.list.d/ceph.sources\""
             .into(),
         POSTFIX_HOOK.into(),
@@ -253,10 +255,28 @@ fn proxmox_9_recipe_is_pinned() {
     expected.push(INITRAMFS_CONF_HOOK.into());
     expected.push(INITRAMFS_MODULES_HOOK.into());
     expected.push(NETWORKING_HOOK.into());
+    // The node's apt reads the key in the base.
+    expected.push(
+        "--customize-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
+         URIs: http://download.proxmox.com/debian/pve\nSuites: trixie\n\
+         Components: pve-no-subscription\n\
+         Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n' > \
+         \"$1/etc/apt/sources.list.d/proxmox.sources\""
+            .into(),
+    );
+    expected.push(
+        "--customize-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
+         URIs: http://download.proxmox.com/debian/ceph-squid\nSuites: trixie\n\
+         Components: no-subscription\n\
+         Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n' > \
+         \"$1/etc/apt/sources.list.d/ceph.sources\""
+            .into(),
+    );
     expected.push(OS_PROBER_HOOK.into());
     expected.push(
         r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources""#.into(),
     );
+    expected.push(RENAME_SOURCES_HOOK.into());
     expected.push(CLEAN_IDENTITY_HOOK.into());
     expected.extend(["trixie".into(), "/t.tar".into(), "/s".into()]);
     assert_eq!(r.argv(Path::new("/t.tar"), Path::new("/s")), expected);
@@ -291,18 +311,20 @@ fn proxmox_8_recipe_is_pinned() {
             "--setup-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
              URIs: http://download.proxmox.com/debian/pve\nSuites: bookworm\n\
              Components: pve-no-subscription\n\
-             Signed-By: /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg\n' > \
+             Signed-By: /keys/proxmox-release-bookworm.gpg\n' > \
              \"$1/etc/apt/sources.list.d/proxmox.sources\"",
             "--setup-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' 'Types: deb\n\
              URIs: http://download.proxmox.com/debian/ceph-reef\nSuites: bookworm\n\
              Components: no-subscription\n\
-             Signed-By: /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg\n' > \
+             Signed-By: /keys/proxmox-release-bookworm.gpg\n' > \
              \"$1/etc/apt/sources.list.d/ceph.sources\"",
         ]
     );
     assert!(r.options.contains(
         &r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/pve-enterprise.list""#.into()
     ));
+    assert!(r.options.iter().any(|o| o.starts_with("--customize-hook=")
+        && o.contains("Signed-By: /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg")));
     assert_eq!(r.suite, "bookworm");
 }
 
@@ -362,6 +384,20 @@ fn mirrors_replace_the_uris_only() {
         &r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources""#.into()
     ));
     assert_eq!(r.proxmox_repositories[0].0, "file:///srv/mirror/pve");
+    // file:// mirrors are made visible to dpkg in the chroot, after the sources exist.
+    let hook_dir = r
+        .options
+        .iter()
+        .position(|o| o == "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount")
+        .expect("file mirror hooks");
+    let last_setup = r
+        .options
+        .iter()
+        .rposition(|o| o.starts_with("--setup-hook="))
+        .unwrap();
+    assert!(hook_dir > last_setup);
+    let plain = base_recipe(&pve9("enterprise"), &trixie_host(Some(good_key(&PVE9)))).unwrap();
+    assert!(!plain.options.iter().any(|o| o.starts_with("--hook-dir")));
 
     // A mirror is enough without any host source (an air-gapped build host).
     let mut h = trixie_host(None);
