@@ -272,6 +272,7 @@ fn check_base(tar: &Path, key: &TestKey, pve: &Path, ceph: &Path) -> Result<Vec<
         "ifupdown2",
         "corosync",
         "systemd-boot-efi",
+        "systemd-sysv",
     ] {
         if !pkgs.contains_key(p) {
             f.push(format!("{p} not installed"));

@@ -44,15 +44,28 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 ];
 
 /// What "Install Proxmox VE on Debian" installs (kernel first, then `proxmox-ve postfix
-/// open-iscsi chrony`), plus the node packages Proxmox does not pull.
+/// open-iscsi chrony`), plus the node packages Proxmox does not pull. The procedure starts
+/// from an installed Debian; mmdebstrap's `apt` variant is not one, so the pieces of it a
+/// node boots with come too (`systemd-sysv` gives `/sbin/init`: without it the apt-repo
+/// test's base stopped in the initramfs).
 pub const PROXMOX_PACKAGES: &[&str] = &[
     "proxmox-default-kernel",
     "proxmox-ve",
     "postfix",
     "open-iscsi",
     "chrony",
+    "systemd",
+    "systemd-sysv",
     "systemd-boot-efi",
+    "udev",
+    "dbus",
+    "kmod",
     "ifupdown2",
+    "iproute2",
+    "iputils-ping",
+    "netbase",
+    "procps",
+    "tzdata",
     "openssh-server",
     "dosfstools",
     "zstd",
@@ -173,9 +186,6 @@ pub fn proxmox_release(major: u8) -> Option<ProxmoxRelease> {
 /// instead of adding a second entry.
 pub const PROXMOX_SOURCES_FILE: &str = "/etc/apt/sources.list.d/proxmox.sources";
 pub const CEPH_SOURCES_FILE: &str = "/etc/apt/sources.list.d/ceph.sources";
-
-/// mmdebstrap's hooks that make `file://` mirrors visible inside the chroot.
-pub const FILE_MIRROR_HOOKS: &str = "/usr/share/mmdebstrap/hooks/file-mirror-automount";
 
 /// Name of the Debian sources file handed to mmdebstrap (in a folder of its own) and
 /// kept in the base.
@@ -404,7 +414,10 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
             // given to hcikit; a customize hook writes their final form (see below).
             let host_key = key.path.display().to_string();
             for (file, stanza) in repos.stanzas(&release, &host_key) {
-                options.push(format!("--setup-hook={}", write_file_hook(file, &stanza)));
+                options.push(format!(
+                    "--setup-hook={}",
+                    write_file_hook(file, &for_build(&stanza))
+                ));
             }
             proxmox_repositories.push((repos.pve_uri.clone(), suite.clone()));
             packages = PROXMOX_PACKAGES.iter().map(|s| s.to_string()).collect();
@@ -420,15 +433,6 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
                     .into(),
             );
         }
-    }
-    // apt reads a file:// repository in place and hands dpkg, which runs inside the
-    // chroot, paths that exist only outside it: mmdebstrap's own hook makes them visible
-    // inside (bind mounts for the build only). After the setup hooks that write sources.
-    let mut uris = vec![archives.main.uri.as_str()];
-    uris.extend(archives.security.as_ref().map(|a| a.uri.as_str()));
-    uris.extend(proxmox_repositories.iter().map(|(u, _)| u.as_str()));
-    if uris.iter().any(|u| u.starts_with("file://")) {
-        options.push(format!("--hook-dir={FILE_MIRROR_HOOKS}"));
     }
     for p in &plan.image.extra_packages {
         if !packages.contains(p) {
@@ -521,10 +525,18 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         };
         options.push(format!(r#"--customize-hook=rm -f "$1{redundant}""#));
     }
-    // mmdebstrap keeps the sources file as `0000<its name>`; give it the name Debian
-    // uses (trixie's `debian.sources`), so a rebuild has the same file names.
+    // mmdebstrap keeps the sources file it was given as `0000<its name>`; the base gets
+    // it under the name Debian uses (trixie's `debian.sources`), with file:// mirrors as
+    // a node reads them (see `for_build`).
     options.push(format!(
-        r#"--customize-hook=mv "$1/etc/apt/sources.list.d/0000{SOURCES_FILE_NAME}" "$1/etc/apt/sources.list.d/{SOURCES_FILE_NAME}""#
+        r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/0000{SOURCES_FILE_NAME}""#
+    ));
+    options.push(format!(
+        "--customize-hook={}",
+        write_file_hook(
+            &format!("/etc/apt/sources.list.d/{SOURCES_FILE_NAME}"),
+            &sources_text
+        )
     ));
     // Per-node identity is installed at first boot; baked-in host keys would be shared by
     // every node, and the build host's name and resolver do not belong in a node.
@@ -537,7 +549,7 @@ pub fn base_recipe(plan: &Plan, host: &HostInputs) -> Result<BaseRecipe> {
         flavour,
         suite,
         packages,
-        sources: sources_text,
+        sources: for_build(&sources_text),
         options,
         source_date_epoch: host.source_date_epoch,
         proxmox_repositories,
@@ -650,6 +662,21 @@ fn parent_dir(path: &str) -> String {
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "/".into())
+}
+
+/// Sources text as mmdebstrap's apt reads it: `file://` repositories as `copy://`. apt
+/// reads a file:// repository in place and hands dpkg, which runs inside the chroot,
+/// paths that exist only outside it; `copy://` makes apt copy the packages into its
+/// cache first. (mmdebstrap's file-mirror-automount hooks bind-mount instead, and leave
+/// the mounts behind when apt fails.)
+fn for_build(sources: &str) -> String {
+    sources
+        .lines()
+        .map(|l| match l.strip_prefix("URIs: file://") {
+            Some(rest) => format!("URIs: copy://{rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect()
 }
 
 /// A hook that writes `content` to `path` inside the chroot (`$1`).

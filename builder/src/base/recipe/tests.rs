@@ -145,7 +145,19 @@ const DPKG_FILTERS: [&str; 7] = [
     "--dpkgopt=path-include=/usr/share/doc/*/copyright",
     "--dpkgopt=path-exclude=/usr/share/lintian/*",
 ];
-const RENAME_SOURCES_HOOK: &str = r#"--customize-hook=mv "$1/etc/apt/sources.list.d/0000debian.sources" "$1/etc/apt/sources.list.d/debian.sources""#;
+const RM_MMDEBSTRAP_SOURCES_HOOK: &str =
+    r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/0000debian.sources""#;
+
+/// The customize hooks that leave `text` as the base's debian.sources.
+fn debian_sources_hooks(text: &str) -> [String; 2] {
+    [
+        RM_MMDEBSTRAP_SOURCES_HOOK.into(),
+        format!(
+            "--customize-hook=mkdir -p \"$1/etc/apt/sources.list.d\" && printf '%s' '{text}' > \
+             \"$1/etc/apt/sources.list.d/debian.sources\""
+        ),
+    ]
+}
 const CLEAN_IDENTITY_HOOK: &str =
     r#"--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1/etc/hostname" "$1/etc/resolv.conf""#;
 
@@ -182,7 +194,7 @@ fn debian_recipe_is_pinned() {
             .into(),
     );
     expected.push(r#"--customize-hook=systemctl --root="$1" disable corosync.service"#.into());
-    expected.push(RENAME_SOURCES_HOOK.into());
+    expected.extend(debian_sources_hooks(DEBIAN_SOURCES));
     expected.push(CLEAN_IDENTITY_HOOK.into());
     expected.extend([
         "bookworm".into(),
@@ -247,8 +259,9 @@ fn proxmox_9_recipe_is_pinned() {
     ];
     expected.extend(DPKG_FILTERS.iter().map(|s| s.to_string()));
     expected.push(
-        "--include=proxmox-default-kernel,proxmox-ve,postfix,open-iscsi,chrony,systemd-boot-efi,\
-         ifupdown2,openssh-server,dosfstools,zstd,ceph,ceph-common,ceph-fuse,ceph-mds,\
+        "--include=proxmox-default-kernel,proxmox-ve,postfix,open-iscsi,chrony,systemd,\
+         systemd-sysv,systemd-boot-efi,udev,dbus,kmod,ifupdown2,iproute2,iputils-ping,netbase,\
+         procps,tzdata,openssh-server,dosfstools,zstd,ceph,ceph-common,ceph-fuse,ceph-mds,\
          ceph-volume,gdisk,nvme-cli"
             .into(),
     );
@@ -276,7 +289,7 @@ fn proxmox_9_recipe_is_pinned() {
     expected.push(
         r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources""#.into(),
     );
-    expected.push(RENAME_SOURCES_HOOK.into());
+    expected.extend(debian_sources_hooks(TRIXIE_SOURCES));
     expected.push(CLEAN_IDENTITY_HOOK.into());
     expected.extend(["trixie".into(), "/t.tar".into(), "/s".into()]);
     assert_eq!(r.argv(Path::new("/t.tar"), Path::new("/s")), expected);
@@ -384,20 +397,18 @@ fn mirrors_replace_the_uris_only() {
         &r#"--customize-hook=rm -f "$1/etc/apt/sources.list.d/pve-enterprise.sources""#.into()
     ));
     assert_eq!(r.proxmox_repositories[0].0, "file:///srv/mirror/pve");
-    // file:// mirrors are made visible to dpkg in the chroot, after the sources exist.
-    let hook_dir = r
-        .options
-        .iter()
-        .position(|o| o == "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount")
-        .expect("file mirror hooks");
-    let last_setup = r
-        .options
-        .iter()
-        .rposition(|o| o.starts_with("--setup-hook="))
-        .unwrap();
-    assert!(hook_dir > last_setup);
-    let plain = base_recipe(&pve9("enterprise"), &trixie_host(Some(good_key(&PVE9)))).unwrap();
-    assert!(!plain.options.iter().any(|o| o.starts_with("--hook-dir")));
+    // mmdebstrap's apt copies file:// packages into its cache (copy://); the node keeps
+    // file://.
+    let hook = |file: &str, prefix: &str| {
+        r.options
+            .iter()
+            .find(|o| o.starts_with(prefix) && o.ends_with(&format!("{file}\"")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(hook("proxmox.sources", "--setup-hook=").contains("URIs: copy:///srv/mirror/pve\n"));
+    assert!(hook("proxmox.sources", "--customize-hook=").contains("URIs: file:///srv/mirror/pve\n"));
+    assert!(hook("ceph.sources", "--setup-hook=").contains("URIs: copy:///srv/mirror/ceph-squid\n"));
 
     // A mirror is enough without any host source (an air-gapped build host).
     let mut h = trixie_host(None);
@@ -408,11 +419,16 @@ fn mirrors_replace_the_uris_only() {
     let mut p = plan("debian");
     p.image.suite = "trixie".into();
     let r = base_recipe(&p, &h).unwrap();
-    assert_eq!(
-        r.sources,
-        "Types: deb\nURIs: file:///srv/debian\nSuites: trixie trixie-updates\nComponents: main\n\
-         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-    );
+    let final_text = "Types: deb\nURIs: file:///srv/debian\nSuites: trixie trixie-updates\n\
+                      Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+    assert_eq!(r.sources, final_text.replace("file://", "copy://"));
+    assert!(r.options.ends_with(
+        &[
+            debian_sources_hooks(final_text).to_vec(),
+            vec![CLEAN_IDENTITY_HOOK.to_string()]
+        ]
+        .concat()
+    ));
 }
 
 #[test]
