@@ -95,6 +95,8 @@ networking_started_at=$(prop networking.service ExecMainStartTimestampMonotonic)
 if [ -e /var/lib/hcikit/apply-pending ]; then say "apply-pending present"; else say "apply-pending absent"; fi
 
 say "hostname $(hostname)"
+# The Debian release the image was built from (trixie for PVE 9, bookworm for PVE 8).
+say "os codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-unknown}") kernel=$(uname -r)"
 for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
     say "file-sha256 $f $(sha256sum < "$f" | cut -d' ' -f1)"
 done
