@@ -32,23 +32,15 @@ pub struct Mirrors {
 }
 
 impl Mirrors {
-    /// Sets one archive's mirror after checking the URI; `what` names the key or flag in
-    /// the error (`image.mirrors.proxmox`, `--mirror`).
+    /// Sets one archive's mirror after checking it (see [`check`]); `what` names the key
+    /// or flag in the error (`image.mirrors.proxmox`, `--mirror`).
     pub fn set(&mut self, kind: &str, uri: &str, what: &str) -> Result<()> {
-        let uri = check_uri(uri, what)?;
+        let uri = check(kind, uri).map_err(|m| InputError::new(format!("{what}: {m}")))?;
         let slot = match kind {
             "debian" => &mut self.debian,
             "debian-security" => &mut self.debian_security,
             "proxmox" => &mut self.proxmox,
-            "ceph" => &mut self.ceph,
-            other => {
-                let kinds: Vec<&str> = MIRROR_KINDS.iter().map(|(k, _)| *k).collect();
-                return Err(InputError::new(format!(
-                    "{what}: {other:?} is not an archive hcikit mirrors; use one of {}",
-                    kinds.join(", ")
-                ))
-                .into());
-            }
+            _ => &mut self.ceph,
         };
         *slot = Some(uri);
         Ok(())
@@ -74,19 +66,26 @@ impl Mirrors {
     }
 }
 
-/// A mirror URI apt can fetch from: `http://`, `https://` or `file:///` (absolute),
-/// without the trailing slash.
-fn check_uri(uri: &str, what: &str) -> Result<String> {
+/// Checks one mirror: a known archive `kind` and a URI apt can fetch from (`http://`,
+/// `https://` or an absolute `file:///`). Returns the URI without its trailing slash, or
+/// what is wrong (for the caller to prefix with the key or flag).
+pub fn check(kind: &str, uri: &str) -> std::result::Result<String, String> {
+    if !MIRROR_KINDS.iter().any(|(k, _)| *k == kind) {
+        let kinds: Vec<&str> = MIRROR_KINDS.iter().map(|(k, _)| *k).collect();
+        return Err(format!(
+            "{kind:?} is not an archive hcikit mirrors; use one of {}",
+            kinds.join(", ")
+        ));
+    }
     let ok = match uri.split_once("://") {
         Some(("http" | "https", rest)) => !rest.is_empty() && !rest.starts_with('/'),
         Some(("file", rest)) => rest.starts_with('/'),
         _ => false,
     };
     if !ok || uri.chars().any(char::is_whitespace) {
-        return Err(InputError::new(format!(
-            "{what}: {uri:?} is not a mirror URI; use http://HOST/PATH, https://HOST/PATH or file:///PATH"
-        ))
-        .into());
+        return Err(format!(
+            "{uri:?} is not a mirror URI; use http://HOST/PATH, https://HOST/PATH or file:///PATH"
+        ));
     }
     Ok(uri.trim_end_matches('/').to_string())
 }
