@@ -194,10 +194,11 @@ pub const SOURCES_FILE_NAME: &str = "debian.sources";
 /// Drop-in for ifupdown2's `networking.service` (see [`base_recipe`]).
 pub const NETWORKING_DROP_IN: &str = "\
 # hcikit: run as a systemd network manager: pull in network.target and order before
-# it, after network-pre.target (where hcikit-apply hooks in).
+# it, after network-pre.target (where hcikit-apply hooks in), and after udev has named
+# the NICs (ens18 was still eth0 when a bridge came up without it).
 [Unit]
-Wants=network.target
-After=network-pre.target
+Wants=network.target systemd-udev-settle.service
+After=network-pre.target systemd-udev-settle.service
 Before=network.target
 ";
 
