@@ -4,17 +4,17 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Build both binaries (release: the agent goes into the images).
 build:
-    cargo build --release --workspace --bins
+    cargo build --release --workspace --bins --locked
 
 # Every test of the workspace (unit, golden, image, simulated cluster). Tests that run the
 # `hcikit` binary build it themselves (`hcikit_tests::hcikit_bin`).
 test:
-    cargo test --workspace
+    cargo test --workspace --locked
 
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Build the lab example's three node images into out/ from the default Debian base.
 demo: build
@@ -41,7 +41,7 @@ bless:
 
 # Simulated first boot of both scenarios: makespan against the critical path.
 bench-sim:
-    cargo bench -p hcikit-firstboot --bench sim
+    cargo bench -p hcikit-sim --bench sim
 
 # Regenerate the checked-in man page, completions and spec schema under docs/ after a CLI
 # or spec change; review `git diff docs/` after.

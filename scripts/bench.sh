@@ -6,7 +6,7 @@ for b in "$here"/bench-*.sh; do
   echo "== $(basename "$b")"
   bash "$b"
 done
-if [[ -f $here/../firstboot/benches/sim.rs ]]; then
+if [[ -f $here/../sim/benches/sim.rs ]]; then
   echo "== simulated first boot"
-  cargo bench --manifest-path "$here/../Cargo.toml" -p hcikit-firstboot --bench sim
+  cargo bench --manifest-path "$here/../Cargo.toml" -p hcikit-sim --bench sim
 fi

@@ -45,6 +45,10 @@ if [ "$need_install" = 1 ]; then
   apt-get install -y -q --no-install-recommends "${base_pkgs[@]}"
 fi
 
+# ifupdown2 keeps its lock in /run/network, which a boot creates, not the package: until
+# it exists every `ifup` (even --syntax-check) exits 89 "another instance running".
+mkdir -p /run/network
+
 if ! command -v just >/dev/null 2>&1; then
   pip install -q rust-just 2>/dev/null || pip install -q --break-system-packages rust-just
   hash -r

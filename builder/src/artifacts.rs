@@ -61,7 +61,7 @@ pub fn all() -> Result<Vec<(String, Vec<u8>)>> {
     }
     files.push((
         "docs/cluster.schema.json".into(),
-        crate::schema::spec_schema().into_bytes(),
+        crate::spec::schema::spec_schema().into_bytes(),
     ));
     Ok(files)
 }

@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
         // The same bytes as the checked-in copies under docs/ (see `artifacts`).
         Command::Completions { shell } => print(&crate::artifacts::completions(shell)),
         Command::Man => print(&crate::artifacts::man_page()),
-        Command::Schema => print(crate::schema::spec_schema().as_bytes()),
+        Command::Schema => print(crate::spec::schema::spec_schema().as_bytes()),
     }
 }
 

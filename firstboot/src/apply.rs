@@ -7,21 +7,17 @@
 //! everything again (same bytes); once it is gone and the node is recorded, a re-run is a
 //! successful no-op.
 
-use crate::layout::{esp_node_dir, ESP_NODE, ESP_PLAN, FILES_TAR, NODE_CMDLINE_ARG, SECRETS_TAR};
-use crate::plan::{Plan, PLAN_FORMAT};
+use crate::error::BadInput;
+use crate::layout::{
+    esp_node_dir, ESP_MOUNT, ESP_NODE, ESP_PLAN, FILES_TAR, INSTALLED_NODE, INSTALLED_PLAN,
+    LOADER_PARTUUID_VAR, NODE_CMDLINE_ARG, PROC_CMDLINE, SECRETS_TAR, SYS_CLASS_NET,
+};
+use crate::plan::Plan;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Component, Path, PathBuf};
 
-/// Where `apply` records what it installed (below the root prefix).
-pub const INSTALLED_PLAN: &str = "etc/hcikit/plan.json";
-pub const INSTALLED_NODE: &str = "etc/hcikit/node";
-/// Private mount point for an ESP that is not mounted yet.
-const ESP_MOUNT: &str = "run/hcikit/esp";
 /// GPT type of an EFI System Partition.
 const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
-/// systemd-boot's `LoaderDevicePartUUID` EFI variable.
-const LOADER_PARTUUID_VAR: &str =
-    "sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -31,6 +27,7 @@ pub struct Options {
     pub root: PathBuf,
 }
 
+/// What `apply` did; shown to the user as one line (see its `Display`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Installed {
@@ -40,6 +37,24 @@ pub enum Outcome {
     },
     /// Already applied earlier (secrets gone from the ESP): nothing to do.
     AlreadyApplied { node: String },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Installed {
+                node,
+                files,
+                secrets,
+            } => write!(
+                f,
+                "applied node {node}: {files} files and {secrets} secret files installed; secrets removed from the ESP"
+            ),
+            Outcome::AlreadyApplied { node } => {
+                write!(f, "node {node} was applied before; nothing to do")
+            }
+        }
+    }
 }
 
 /// Runs `apply`.
@@ -66,16 +81,7 @@ pub fn apply(opts: &Options) -> Result<Outcome> {
 
 fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
     let plan_path = esp.join(ESP_PLAN);
-    let plan_bytes =
-        std::fs::read(&plan_path).with_context(|| format!("reading {}", plan_path.display()))?;
-    let plan: Plan = serde_json::from_slice(&plan_bytes)
-        .with_context(|| format!("parsing {}", plan_path.display()))?;
-    ensure!(
-        plan.format == PLAN_FORMAT,
-        "{} has plan format {}, this agent understands {PLAN_FORMAT}",
-        plan_path.display(),
-        plan.format
-    );
+    let plan = Plan::load(&plan_path)?;
     let node = pick_node(esp, root, &plan)?;
     let dir = esp.join(esp_node_dir(&node));
     let secrets = dir.join(SECRETS_TAR);
@@ -126,13 +132,11 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
 pub fn pick_node(esp: &Path, root: &Path, plan: &Plan) -> Result<String> {
     if let Ok(s) = std::fs::read_to_string(esp.join(ESP_NODE)) {
         let n = s.trim().to_string();
-        ensure!(
-            plan.node(&n).is_some(),
-            "{ESP_NODE} names {n}, which is not in the plan"
-        );
+        plan.expect_node(&n)
+            .map_err(|e| BadInput(format!("{ESP_NODE} on the ESP: {e}")))?;
         return Ok(n);
     }
-    if let Ok(cmdline) = std::fs::read_to_string(root.join("proc/cmdline")) {
+    if let Ok(cmdline) = std::fs::read_to_string(root.join(PROC_CMDLINE)) {
         if let Some(n) = node_from_cmdline(&cmdline) {
             ensure!(
                 plan.node(&n).is_some(),
@@ -171,7 +175,7 @@ pub fn node_from_cmdline(cmdline: &str) -> Option<String> {
 
 fn local_macs(root: &Path) -> Vec<String> {
     let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(root.join("sys/class/net")) {
+    if let Ok(rd) = std::fs::read_dir(root.join(SYS_CLASS_NET)) {
         for e in rd.flatten() {
             if let Ok(m) = std::fs::read_to_string(e.path().join("address")) {
                 let m = m.trim().to_ascii_lowercase();

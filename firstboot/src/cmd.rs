@@ -1,9 +1,13 @@
-//! The one helper for running external commands: it logs the command line and, on
-//! failure, puts the command line and the tail of stderr into the error.
+//! The one command runner of hcikit, for the builder and the agent: it starts a process
+//! with piped output, feeds its stdin, bounds it by a timeout, and renders command lines
+//! for humans. [`run`] is the builder's "must succeed" form; the agent's
+//! `host::RealHost::run` uses [`execute`] and judges the output itself.
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsStr;
-use std::process::{Command, Output, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// How many bytes of stderr go into an error message.
 const STDERR_TAIL: usize = 2000;
@@ -13,18 +17,19 @@ pub fn display(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
         s.push(' ');
-        s.push_str(&quote(a));
+        s.push_str(&quote(&a.to_string_lossy()));
     }
     s
 }
 
-fn quote(a: &OsStr) -> String {
-    let a = a.to_string_lossy();
+/// One argument as a POSIX shell would need it: bare when it is plainly safe, else in
+/// single quotes.
+pub fn quote(a: &str) -> String {
     if !a.is_empty()
         && a.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
     {
-        a.into_owned()
+        a.to_string()
     } else {
         format!("'{}'", a.replace('\'', r"'\''"))
     }
@@ -44,11 +49,102 @@ pub fn tail(bytes: &[u8]) -> String {
     format!("…{}", &s[start..])
 }
 
-/// Runs `cmd`, captures stdout and stderr, and fails unless it exits 0.
-/// A missing program is reported as such (with `hint`, e.g. the Debian package to install).
-pub fn run(cmd: &mut Command, hint: Option<&str>) -> Result<Output> {
+/// What a finished (or timed-out) process produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// `None` when the timeout killed it.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+/// How often a process with a timeout is checked for having exited.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs `cmd` to completion: stdout and stderr always piped (any redirection the caller
+/// set is replaced) and drained on threads (so a chatty program cannot block on a full
+/// pipe), `stdin` fed when given (else `/dev/null`), and killed after `timeout`. `Err`
+/// only when it could not be started.
+pub fn execute(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> std::io::Result<Finished> {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
+        // A program that exits without reading its stdin closes the pipe: not an error.
+        let _ = w.write_all(data);
+    }
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
+        })
+    };
+    let out_t = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_t = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = match timeout {
+        None => Some(child.wait()?),
+        Some(limit) => {
+            let start = Instant::now();
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    break Some(st);
+                }
+                if start.elapsed() >= limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+    };
+    Ok(Finished {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+/// Runs `cmd` (no stdin, no timeout), captures stdout and stderr, and fails unless it
+/// exits 0. A missing program is reported as such (with `hint`, e.g. the Debian package
+/// to install).
+pub fn run(cmd: &mut Command, hint: Option<&str>) -> Result<Finished> {
     let line = display(cmd);
     tracing::debug!(command = %line, "running");
+    // `output()` captures stdout and stderr unless the caller redirected them (an
+    // `xz -dc` into a file, say), which `execute` would override.
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -57,7 +153,11 @@ pub fn run(cmd: &mut Command, hint: Option<&str>) -> Result<Output> {
     if !out.status.success() {
         bail!("`{line}` failed ({}): {}", out.status, tail(&out.stderr));
     }
-    Ok(out)
+    Ok(Finished {
+        status: Some(out.status),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 /// Like [`run`] but returns stdout as a string.
@@ -115,5 +215,33 @@ mod tests {
         let long = "x".repeat(5000) + "END";
         let t = tail(long.as_bytes());
         assert!(t.ends_with("END") && t.len() < 2100);
+    }
+
+    #[test]
+    fn execute_feeds_stdin_and_kills_at_the_timeout() {
+        let out = execute(
+            Command::new("sh").args(["-c", "cat; echo err >&2"]),
+            Some(b"in\n"),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout, b"in\n");
+        assert_eq!(out.stderr, b"err\n");
+        let slow = execute(
+            Command::new("sleep").arg("5"),
+            None,
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap();
+        assert!(slow.timed_out() && !slow.success());
+    }
+
+    #[test]
+    fn quote_leaves_plain_words_bare() {
+        assert_eq!(quote("--link0"), "--link0");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
     }
 }

@@ -1,12 +1,12 @@
 //! The one side-effect seam of the cluster run: commands, files, clock, network probes and
 //! progress reports all go through [`Host`]. [`RealHost`] acts on the running node; the
-//! simulator ([`crate::sim`]) implements the same trait against a simulated cluster.
+//! simulator (the `hcikit-sim` crate) implements the same trait against a simulated cluster.
 
 use anyhow::{Context, Result};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Shown in place of a secret argument in logs, errors and command logs.
 pub const REDACTED: &str = "<redacted>";
@@ -105,7 +105,7 @@ impl CommandLine {
                 if a.secret {
                     REDACTED.to_string()
                 } else {
-                    quote(&a.text)
+                    crate::cmd::quote(&a.text)
                 }
             })
             .collect::<Vec<_>>()
@@ -123,17 +123,6 @@ impl CommandLine {
 impl std::fmt::Debug for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.display())
-    }
-}
-
-fn quote(a: &str) -> String {
-    if !a.is_empty()
-        && a.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
-    {
-        a.to_string()
-    } else {
-        format!("'{}'", a.replace('\'', r"'\''"))
     }
 }
 
@@ -208,53 +197,18 @@ impl Host for RealHost {
         let line = cmd.display();
         tracing::info!(command = %line, "running");
         let argv = cmd.argv();
-        let mut child = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting `{line}`"))?;
-        if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
-            // A program that exits without reading its stdin closes the pipe: not an error.
-            let _ = w.write_all(data);
-        }
-        // Drain the pipes on threads so a chatty program cannot block on a full pipe.
-        let mut out_pipe = child.stdout.take().context("stdout pipe")?;
-        let mut err_pipe = child.stderr.take().context("stderr pipe")?;
-        let out_t = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = out_pipe.read_to_end(&mut b);
-            b
-        });
-        let err_t = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = err_pipe.read_to_end(&mut b);
-            b
-        });
-        let start = Instant::now();
-        let (code, timed_out) = loop {
-            if let Some(st) = child.try_wait().context("waiting for command")? {
-                break (st.code().unwrap_or(128), false);
-            }
-            if start.elapsed() >= timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break (124, true);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+        let done =
+            crate::cmd::execute(Command::new(argv[0]).args(&argv[1..]), stdin, Some(timeout))
+                .with_context(|| format!("starting `{line}`"))?;
         Ok(Output {
-            code,
-            stdout,
-            stderr,
-            timed_out,
+            // 124 for a timeout, as timeout(1) reports; 128 for a signal.
+            code: match done.status {
+                None => 124,
+                Some(st) => st.code().unwrap_or(128),
+            },
+            timed_out: done.timed_out(),
+            stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
         })
     }
 
@@ -379,6 +333,27 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn real_host_runs_with_stdin_exit_code_and_timeout() {
+        let h = RealHost::new();
+        let sh = CommandLine::new("sh")
+            .arg("-c")
+            .arg("cat; echo oops >&2; exit 3");
+        let o = h.run(&sh, Some(b"hello"), Duration::from_secs(10)).unwrap();
+        assert_eq!((o.code, o.timed_out), (3, false));
+        assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("hello", "oops\n"));
+        let slow = CommandLine::new("sleep").arg("5");
+        let o = h.run(&slow, None, Duration::from_millis(200)).unwrap();
+        assert_eq!((o.code, o.timed_out), (124, true));
+        assert!(h
+            .run(
+                &CommandLine::new("hcikit-no-such-tool"),
+                None,
+                Duration::from_secs(1)
+            )
+            .is_err());
+    }
 
     #[test]
     fn secret_arguments_are_redacted_in_display() {

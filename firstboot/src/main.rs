@@ -1,7 +1,8 @@
 //! `hcikit-firstboot`: thin entry point; the work is in the library.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use hcikit_firstboot::error::{exit_code, BadInput};
 use hcikit_firstboot::{apply, host::RealHost, layout, plan::Plan, run, state::State, status};
 use std::path::PathBuf;
 
@@ -38,11 +39,8 @@ enum Cmd {
         #[arg(long, default_value = layout::STATE_FILE)]
         state: PathBuf,
     },
-    /// Show what the run would do now, given the observed state.
+    /// Show what the run would do now, given the observed state (only prints, never acts).
     Plan {
-        /// Required: only print, never act.
-        #[arg(long, required = true)]
-        dry_run: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -51,7 +49,7 @@ enum Cmd {
 #[derive(Debug, clap::Args)]
 struct NodeArgs {
     /// The Plan (written by `apply`).
-    #[arg(long, default_value = "/etc/hcikit/plan.json")]
+    #[arg(long, default_value = layout::PLAN_FILE)]
     plan: PathBuf,
     /// This node's name (default: the content of /etc/hcikit/node).
     #[arg(long)]
@@ -59,18 +57,22 @@ struct NodeArgs {
 }
 
 impl NodeArgs {
+    /// The Plan and this node's name; anything missing or wrong is [`BadInput`].
     fn load(&self) -> Result<(Plan, String)> {
-        let bytes = std::fs::read(&self.plan)
-            .with_context(|| format!("reading {}", self.plan.display()))?;
-        let plan: Plan = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing {}", self.plan.display()))?;
+        let plan = Plan::load(&self.plan)?;
         let node = match &self.node {
             Some(n) => n.clone(),
-            None => std::fs::read_to_string("/etc/hcikit/node")
-                .context("reading /etc/hcikit/node (run `hcikit-firstboot apply` first)")?
+            None => std::fs::read_to_string(layout::NODE_FILE)
+                .map_err(|e| {
+                    BadInput(format!(
+                        "cannot read {}: {e} (run `hcikit-firstboot apply` first, or pass --node)",
+                        layout::NODE_FILE
+                    ))
+                })?
                 .trim()
                 .to_string(),
         };
+        plan.expect_node(&node)?;
         Ok((plan, node))
     }
 }
@@ -85,7 +87,7 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli.command) {
         eprintln!("hcikit-firstboot: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
     }
 }
 
@@ -93,7 +95,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Apply { esp, root } => {
             let out = apply::apply(&apply::Options { esp, root })?;
-            println!("{out:?}");
+            println!("{out}");
             Ok(())
         }
         Cmd::Run { node } => {
@@ -101,14 +103,22 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             run::run(&RealHost::new(), &plan, &me)
         }
         Cmd::Status { json, state } => {
-            let bytes =
-                std::fs::read(&state).with_context(|| format!("reading {}", state.display()))?;
-            let st: State = serde_json::from_slice(&bytes)
-                .with_context(|| format!("parsing {}", state.display()))?;
+            let bytes = std::fs::read(&state).map_err(|e| {
+                BadInput(format!(
+                    "cannot read the state file {}: {e} (has `hcikit-firstboot run` started?)",
+                    state.display()
+                ))
+            })?;
+            let st: State = serde_json::from_slice(&bytes).map_err(|e| {
+                BadInput(format!(
+                    "{} is not an hcikit state file: {e}",
+                    state.display()
+                ))
+            })?;
             print!("{}", status::render(&st, json));
             Ok(())
         }
-        Cmd::Plan { dry_run: _, node } => {
+        Cmd::Plan { node } => {
             let (plan, me) = node.load()?;
             for line in run::dry_run(&RealHost::new(), &plan, &me)? {
                 println!("{line}");

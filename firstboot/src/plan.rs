@@ -6,24 +6,109 @@
 //!
 //! The Plan holds **no secret values**. Secrets are named by [`SecretRef`]; their values
 //! travel separately (the node's `secrets.tar` on the ESP, installed under
-//! [`SECRETS_DIR`] with mode 0600 and then removed from the ESP).
+//! [`crate::layout::SECRETS_DIR`] with mode 0600 and then removed from the ESP).
 //!
 //! JSON field names are kebab-case, like the spec. Lists keep spec order; maps are
 //! `BTreeMap` so serialisation is deterministic.
 
+use crate::error::BadInput;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Bumped whenever a field changes meaning; the agent refuses a Plan it does not understand.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
-/// Where secret files are installed on a node (root-only, mode 0700 directory, 0600 files).
-pub const SECRETS_DIR: &str = "/etc/hcikit/secrets";
+/// Re-exported for the builder, which names them through the Plan's module.
+pub use crate::layout::{DESIRED_DIR, SECRETS_DIR};
 
-/// Where the desired copies of cluster-wide files (those that live in pmxcfs, `/etc/pve`)
-/// are installed on a node, mirroring their real path below this prefix. The agent creates
-/// the real ones through the Proxmox API and compares.
-pub const DESIRED_DIR: &str = "/etc/hcikit/desired";
+/// Plan values with a fixed set of spellings: serialised as the strings the spec and the
+/// Plan JSON use, with `as_str`, `Display` and `parse` (for the builder's resolver).
+macro_rules! plan_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $s)] $v),+
+        }
+        impl $name {
+            /// Every value, in documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$v),+];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s),+
+                }
+            }
+            /// The value spelled `s`, if it is one.
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+plan_enum! {
+    /// Where the image's root filesystem comes from.
+    BaseKind {
+        /// Debian generated with mmdebstrap, Proxmox VE installed at first boot.
+        Debian = "debian",
+        /// Debian plus the Proxmox VE packages, generated with mmdebstrap.
+        Proxmox = "proxmox",
+        /// A rootfs archive given by path (`Image::base_file`).
+        File = "file",
+    }
+}
+
+plan_enum! {
+    /// How the Ceph packages get onto a node.
+    CephInstall {
+        /// In the base image already; the agent fails if they are missing.
+        Preinstalled = "preinstalled",
+        /// `pveceph install` at first boot with explicit version and repository (needs internet).
+        Pveceph = "pveceph",
+    }
+}
+
+plan_enum! {
+    /// How HA placement is written: PVE 8 groups or PVE 9 node-affinity rules.
+    #[derive(Default)]
+    HaMode {
+        /// `ha/groups.cfg` (`ha-manager groupadd`), PVE 8; the default (the older form).
+        #[default]
+        Groups = "groups",
+        /// `ha/rules.cfg` (`ha-manager rules add node-affinity`), PVE 9.
+        Rules = "rules",
+    }
+}
+
+plan_enum! {
+    /// Linux bonding mode as ifupdown2 spells it (`bond-mode`).
+    BondMode {
+        BalanceRr = "balance-rr",
+        ActiveBackup = "active-backup",
+        BalanceXor = "balance-xor",
+        Broadcast = "broadcast",
+        /// LACP.
+        Lacp = "802.3ad",
+        BalanceTlb = "balance-tlb",
+        BalanceAlb = "balance-alb",
+    }
+}
+
+impl BondMode {
+    /// Modes that spread flows by a transmit hash (`bond-xmit-hash-policy` applies).
+    pub fn hashes(self) -> bool {
+        matches!(
+            self,
+            BondMode::Lacp | BondMode::BalanceXor | BondMode::BalanceTlb | BondMode::BalanceAlb
+        )
+    }
+}
 
 /// The whole resolved cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +130,8 @@ pub struct Plan {
     pub realms: Vec<Realm>,
     pub firstboot: Firstboot,
     pub image: Image,
-    /// The ordered first-boot steps, for humans (`hcikit plan`); the agent decides its next
-    /// step from observed state, not from this list.
+    /// The first-boot steps node by node (`steps::planned`), for humans (`hcikit plan`);
+    /// the agent decides its next step from observed state, not from this list.
     pub steps: Vec<PlannedStep>,
     /// Validation warnings: things that work but are unwise.
     pub warnings: Vec<String>,
@@ -132,8 +217,7 @@ pub enum NetDevice {
     Bond {
         name: String,
         slaves: Vec<String>,
-        /// ifupdown2 bond-mode, e.g. `802.3ad`, `active-backup`.
-        mode: String,
+        mode: BondMode,
         miimon: u32,
         /// e.g. `layer3+4`; only for modes that hash.
         xmit_hash_policy: Option<String>,
@@ -303,8 +387,7 @@ pub struct Datacenter {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Ha {
-    /// `groups` (PVE 8, `ha/groups.cfg`) or `rules` (PVE 9, node-affinity rules in `ha/rules.cfg`).
-    pub mode: String,
+    pub mode: HaMode,
     pub groups: Vec<HaGroup>,
     pub resources: Vec<HaResource>,
 }
@@ -322,7 +405,7 @@ pub struct HaGroup {
 impl Ha {
     /// PVE 9 node-affinity rules (`ha/rules.cfg`) rather than PVE 8 groups.
     pub fn uses_rules(&self) -> bool {
-        self.mode == "rules"
+        self.mode == HaMode::Rules
     }
 
     /// The SIDs of the resources placed in `group`, in plan order.
@@ -441,9 +524,7 @@ pub struct Firstboot {
     /// First retry delay; doubles up to `max_backoff_secs`.
     pub backoff_secs: u64,
     pub max_backoff_secs: u64,
-    /// `preinstalled` (packages in the base; fail if missing) or `pveceph` (install at first
-    /// boot with explicit version and repository; needs internet).
-    pub ceph_install: String,
+    pub ceph_install: CephInstall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,8 +534,7 @@ pub struct Image {
     pub disk_size: u64,
     /// ESP size in bytes.
     pub esp_size: u64,
-    /// Base flavour: `debian`, `proxmox` or `file`.
-    pub base: String,
+    pub base: BaseKind,
     /// Base archive path when `base = "file"`.
     pub base_file: Option<String>,
     /// Debian suite of a generated base, e.g. `bookworm`.
@@ -471,7 +551,8 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PlannedStep {
-    /// Stable step id, e.g. `cluster-create`, `join:pve2`, `osd:pve1:/dev/sdb`.
+    /// Stable step id, as the agent records it in its state file (`steps::Step::id`),
+    /// e.g. `cluster-create`, `cluster-join`, `ceph-osd:/dev/sdb`; unique per node.
     pub id: String,
     /// Node that runs it.
     pub node: String,
@@ -480,6 +561,37 @@ pub struct PlannedStep {
 }
 
 impl Plan {
+    /// Reads and checks a Plan file; every problem is [`BadInput`] naming the file.
+    pub fn load(path: &Path) -> Result<Plan, BadInput> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| BadInput(format!("cannot read the plan {}: {e}", path.display())))?;
+        let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+            BadInput(format!(
+                "{} is not a valid hcikit plan: {e} (write it with `hcikit build` or `hcikit plan --json`)",
+                path.display()
+            ))
+        })?;
+        if plan.format != PLAN_FORMAT {
+            return Err(BadInput(format!(
+                "{} has plan format {}, this agent understands {PLAN_FORMAT}: build the image with the matching hcikit",
+                path.display(),
+                plan.format
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The node named `name`, or [`BadInput`] listing the plan's nodes.
+    pub fn expect_node(&self, name: &str) -> Result<&Node, BadInput> {
+        self.node(name).ok_or_else(|| {
+            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+            BadInput(format!(
+                "node {name} is not in the plan (its nodes: {})",
+                names.join(", ")
+            ))
+        })
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
@@ -488,5 +600,36 @@ impl Plan {
     }
     pub fn founder(&self) -> &Node {
         &self.nodes[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON spelling of every enum value is its `as_str`, and `parse` reads it back.
+    #[test]
+    fn enum_spellings_agree() {
+        fn check<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug + Copy>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for v in all {
+                let json = serde_json::to_string(v).unwrap();
+                assert_eq!(json, format!("\"{}\"", as_str(*v)));
+                assert_eq!(serde_json::from_str::<T>(&json).unwrap(), *v);
+                assert_eq!(parse(as_str(*v)), Some(*v));
+            }
+            assert_eq!(parse("no-such-value"), None);
+        }
+        check(BaseKind::ALL, BaseKind::as_str, BaseKind::parse);
+        check(CephInstall::ALL, CephInstall::as_str, CephInstall::parse);
+        check(HaMode::ALL, HaMode::as_str, HaMode::parse);
+        check(BondMode::ALL, BondMode::as_str, BondMode::parse);
+        assert_eq!(
+            serde_json::to_string(&BondMode::Lacp).unwrap(),
+            "\"802.3ad\""
+        );
     }
 }

@@ -1,14 +1,19 @@
 //! The cluster run: observe through the [`Host`], decide with [`decide::decide`], act,
 //! verify, record. Every command's exit code is treated as a hint only; a step counts as
-//! done when a fresh observation shows it (reference §1.8).
+//! done when a fresh observation shows it: a CLI that runs a worker task (`pvecm create`,
+//! `pveceph pool create`, …) prints the task's `TASK ERROR:` to stderr but its exit status
+//! does not carry the task's result (pve-common `PVE::RESTEnvironment::fork_worker`).
 
 use crate::decide::{
     self, add_interest, decide, interest, Action, ActionKind, Cmd, Decision, Eval, Interest,
-    Observed, Step, Verify, BOOTSTRAP_KEY, BOOTSTRAP_PUB, CEPH_BINARIES, CEPH_INSTALL_FLAG,
-    CLUSTER_AUTHORIZED_KEYS, KNOWN_HOSTS,
+    Observed, Step, Verify,
 };
 use crate::host::{CommandLine, Host, Output, REDACTED};
 use crate::layout::STATE_FILE;
+use crate::layout::{
+    self, BOOTSTRAP_KEY, BOOTSTRAP_PUB, CEPH_BINARIES, CEPH_INSTALL_FLAG, CLUSTER_AUTHORIZED_KEYS,
+    KNOWN_HOSTS, NOTIFICATIONS_CFG, SENDMAIL,
+};
 use crate::observe;
 use crate::plan::{Node, Plan};
 use crate::state::{PeerState, State, ZapRecord};
@@ -19,12 +24,6 @@ use std::time::Duration;
 const QUERY_TIMEOUT: u64 = 30;
 /// Re-observation interval while verifying a step (ms).
 const VERIFY_POLL_MS: u64 = 1_000;
-/// Where a failure mail is handed to the local mail system (root's mail goes to the
-/// notification system through `proxmox-mail-forward`).
-pub const SENDMAIL: &str = "/usr/sbin/sendmail";
-/// Exists once notifications are configured cluster-wide.
-pub const NOTIFICATIONS_CFG: &str = "/etc/pve/notifications.cfg";
-
 fn query(h: &dyn Host, line: CommandLine) -> Option<String> {
     match h.run(&line, None, Duration::from_secs(QUERY_TIMEOUT)) {
         Ok(o) if o.success() => Some(o.stdout),
@@ -46,12 +45,13 @@ fn pvesh_get(path: &str) -> CommandLine {
 }
 
 /// `ceph … -f json`, with the cluster-wide config: `/etc/ceph/ceph.conf` only exists on
-/// nodes that ran init or created a daemon (reference §2.2), and a joiner must look at
+/// nodes that ran init or created a daemon (pve-manager `PVE::Ceph::Tools::setup_pve_symlinks`,
+/// called by `PVE::API2::Ceph` `init` and the MON/MGR/OSD create methods), and a joiner must look at
 /// the monitors before its own is created.
 fn ceph_json(args: &[&str]) -> CommandLine {
     CommandLine::new("ceph")
         .args(args.iter().copied())
-        .opt("conf", "/etc/pve/ceph.conf")
+        .opt("conf", layout::CEPH_CONF)
         .args(["-f", "json"])
         .opt("connect-timeout", "10")
 }
@@ -81,8 +81,8 @@ pub fn ssh(ip: &str, remote: CommandLine) -> CommandLine {
 pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observed {
     let mut o = Observed {
         now_ms: h.now_ms(),
-        corosync_conf: h.exists("/etc/pve/corosync.conf"),
-        pve_missing: !decide::PVE_BINARIES.iter().all(|b| h.exists(b)),
+        corosync_conf: h.exists(layout::COROSYNC_CONF),
+        pve_missing: !layout::PVE_BINARIES.iter().all(|b| h.exists(b)),
         bootstrap_key_present: h.exists(BOOTSTRAP_KEY),
         ..Observed::default()
     };
@@ -98,7 +98,7 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
         o.ceph_binaries = CEPH_BINARIES.iter().all(|b| h.exists(b));
         o.ceph_install_flag = h.exists(CEPH_INSTALL_FLAG);
         o.ceph_conf = h
-            .read("/etc/pve/ceph.conf")
+            .read(layout::CEPH_CONF)
             .ok()
             .flatten()
             .map(|b| observe::ceph_conf(&String::from_utf8_lossy(&b)));
@@ -178,11 +178,11 @@ pub fn observe(h: &dyn Host, plan: &Plan, me: &Node, want: &Interest) -> Observe
     if want.authkey {
         o.authkey = Some((
             h.exists(crate::layout::COROSYNC_AUTHKEY),
-            h.exists(decide::COROSYNC_KEY),
+            h.exists(layout::COROSYNC_KEY),
         ));
     }
     if want.bootstrap {
-        o.ssh_config = match h.read(decide::SSH_CONFIG) {
+        o.ssh_config = match h.read(layout::SSH_CONFIG) {
             Ok(b) => Some(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
             Err(_) => None,
         };
@@ -245,7 +245,7 @@ fn is_bootstrap_line(line: &str, body: Option<&str>) -> bool {
     }
 }
 
-/// What the run would do now, for `plan --dry-run`.
+/// What the run would do now, for `hcikit-firstboot plan`.
 pub fn dry_run(h: &dyn Host, plan: &Plan, me: &str) -> Result<Vec<String>> {
     let node = plan
         .node(me)
@@ -398,7 +398,7 @@ impl Runner<'_> {
 
     fn mark_done(&mut self, step: &Step) {
         let id = step.id();
-        self.state.done.insert(id.clone());
+        self.state.mark_done(&id);
         self.state.attempts.remove(&id);
         self.state.wait_since.remove(&id);
         self.state.waiting_for = None;
@@ -440,7 +440,7 @@ impl Runner<'_> {
             }
             ActionKind::WriteSshConfig(text) => self
                 .h
-                .write_atomic(decide::SSH_CONFIG, text.as_bytes(), 0o600)
+                .write_atomic(layout::SSH_CONFIG, text.as_bytes(), 0o600)
                 .map(|_| None),
         };
         let (out, err) = match outcome {
@@ -593,12 +593,12 @@ impl Runner<'_> {
     fn drop_key(&mut self) -> Result<()> {
         self.h.remove(BOOTSTRAP_KEY)?;
         self.h.remove(BOOTSTRAP_PUB)?;
-        if let Some(b) = self.h.read(decide::SSH_CONFIG)? {
+        if let Some(b) = self.h.read(layout::SSH_CONFIG)? {
             let text = String::from_utf8_lossy(&b);
             let kept = decide::without_ssh_block(&text);
             if kept != text {
                 self.h
-                    .write_atomic(decide::SSH_CONFIG, kept.as_bytes(), 0o600)?;
+                    .write_atomic(layout::SSH_CONFIG, kept.as_bytes(), 0o600)?;
             }
         }
         Ok(())

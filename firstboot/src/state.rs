@@ -5,7 +5,7 @@
 use crate::host::Host;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Bumped when the meaning of a field changes.
 pub const STATE_FORMAT: u32 = 1;
@@ -15,8 +15,9 @@ pub const STATE_FORMAT: u32 = 1;
 pub struct State {
     pub format: u32,
     pub node: String,
-    /// Ids of steps that were done and verified (see `decide::Step::id`).
-    pub done: BTreeSet<String>,
+    /// Ids of steps that were done and verified (see `steps::Step::id`), in the order
+    /// they were recorded.
+    pub done: Vec<String>,
     /// The step being worked on, its display text, and what it waits for, if anything.
     pub step: Option<String>,
     pub doing: Option<String>,
@@ -67,7 +68,14 @@ impl State {
     }
 
     pub fn is_done(&self, id: &str) -> bool {
-        self.done.contains(id)
+        self.done.iter().any(|d| d == id)
+    }
+
+    /// Records a step as done (once; a step recorded again keeps its first place).
+    pub fn mark_done(&mut self, id: &str) {
+        if !self.is_done(id) {
+            self.done.push(id.to_string());
+        }
     }
 
     /// Loads the state file, or a fresh state when there is none.

@@ -1,8 +1,8 @@
 //! `apply` against a temporary ESP and root prefix.
 
 use hcikit_firstboot::apply::{apply, Options, Outcome};
+use hcikit_firstboot::example;
 use hcikit_firstboot::layout::{esp_node_dir, ESP_NODE, ESP_PLAN, FILES_TAR, SECRETS_TAR};
-use hcikit_firstboot::sim::example;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod golden;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -12,24 +14,73 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `target/<profile>/hcikit`, built once per test binary: a test crate does not build
-/// other packages' binaries by itself, and a stale binary would test old code.
+/// `target/<profile>/hcikit`, built once per test binary with the profile this test was
+/// built with: a test crate does not build other packages' binaries by itself, and a
+/// stale binary (or the debug one under `cargo test --release`) would test other code.
 pub fn hcikit_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile dir>/deps/<test>-… → target/<profile dir>/hcikit
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_string(),
+            Some(other) => other.to_string(),
+            None => panic!(
+                "test binary {} is not under target/<profile>",
+                exe.display()
+            ),
+        };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-q", "-p", "hcikit", "--bin", "hcikit"])
+            .args([
+                "build",
+                "-q",
+                "--profile",
+                &profile,
+                "-p",
+                "hcikit",
+                "--bin",
+                "hcikit",
+            ])
             .current_dir(workspace_root())
             .status()
             .expect("running cargo build");
-        assert!(st.success(), "cargo build of hcikit failed");
-        let exe = std::env::current_exe().unwrap();
-        // target/debug/deps/<test>-… → target/debug/hcikit
-        let bin = exe.parent().and_then(Path::parent).unwrap().join("hcikit");
+        assert!(
+            st.success(),
+            "cargo build --profile {profile} of hcikit failed"
+        );
+        let bin = profile_dir.join("hcikit");
         assert!(bin.exists(), "{} not built", bin.display());
         bin
     })
+}
+
+/// Whether missing tools must fail tests instead of skipping them: under CI (`CI=true`,
+/// which installs every tool, so a skip there would hide a missing install step) or with
+/// `HCIKIT_REQUIRE_TOOLS=1`.
+pub fn tools_required() -> bool {
+    let set = |k: &str, v: &str| std::env::var(k).is_ok_and(|x| x == v);
+    set("CI", "true") || set("HCIKIT_REQUIRE_TOOLS", "1")
+}
+
+/// Whether `program` is on PATH. When it is not: panics under [`tools_required`], else
+/// prints a SKIPPED note naming the Debian package and returns false.
+pub fn require_tool(program: &str, package: &str) -> bool {
+    if hcikit_firstboot::cmd::have(program) {
+        return true;
+    }
+    skip_or_fail(&format!(
+        "`{program}` is not installed (Debian package {package}; scripts/setup.sh installs it)"
+    ))
+}
+
+/// A test that cannot run here for `reason`: fails under [`tools_required`], otherwise
+/// prints a SKIPPED note and returns false so the caller can return early.
+pub fn skip_or_fail(reason: &str) -> bool {
+    assert!(!tools_required(), "required under CI, but {reason}");
+    eprintln!("SKIPPED: {reason}");
+    false
 }
 
 /// Runs a command to completion: exit code (-1 if killed by a signal), stdout, stderr.

@@ -3,21 +3,13 @@
 //! cannot leave them stale. `just gen` (`HCIKIT_BLESS=1` for this test) rewrites them.
 
 use hcikit_tests::workspace_root;
-use similar::TextDiff;
 use std::collections::BTreeSet;
 use std::fs;
-
-/// At most this many diff lines per file in the failure message.
-const DIFF_LINES: usize = 40;
-
-fn blessing() -> bool {
-    std::env::var_os("HCIKIT_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
-}
 
 #[test]
 fn generated_files_are_current() {
     let root = workspace_root();
-    let bless = blessing();
+    let bless = hcikit_tests::golden::blessing();
     let generated = hcikit::artifacts::all().unwrap();
     let mut problems = Vec::new();
     for (rel, bytes) in &generated {
@@ -34,7 +26,7 @@ fn generated_files_are_current() {
         }
         problems.push(match checked_in {
             None => format!("{rel}: missing"),
-            Some(old) => format!("{rel}:\n{}", diff_excerpt(&old, bytes)),
+            Some(old) => format!("{rel}:\n{}", hcikit_tests::golden::diff(&old, bytes)),
         });
     }
 
@@ -65,19 +57,4 @@ fn generated_files_are_current() {
          and review `git diff docs/`.",
         problems.join("\n\n")
     );
-}
-
-fn diff_excerpt(old: &[u8], new: &[u8]) -> String {
-    let (old, new) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
-    let diff = TextDiff::from_lines(old.as_ref(), new.as_ref())
-        .unified_diff()
-        .context_radius(2)
-        .header("checked in", "generated")
-        .to_string();
-    let lines: Vec<&str> = diff.lines().collect();
-    let mut out = lines[..lines.len().min(DIFF_LINES)].join("\n");
-    if lines.len() > DIFF_LINES {
-        out.push_str(&format!("\n… {} more diff lines", lines.len() - DIFF_LINES));
-    }
-    out
 }

@@ -2,7 +2,7 @@
 //! that are regular files (`--allow-file`), results compared byte for byte with the image
 //! and with what `bmaptool copy` writes. No root, no loop devices.
 
-use hcikit::flash::{self, bmap::Bmap, Options};
+use hcikit::media::flash::{self, bmap::Bmap, Options};
 use hcikit::progress::Progress;
 use hcikit_firstboot::cmd;
 use hcikit_tests::{hcikit_bin, run_cli, workspace_root};
@@ -418,14 +418,14 @@ fn assert_untouched(target: &Path, size: u64) {
 
 #[test]
 fn bmap_written_by_hcikit_build_is_read_by_both_tools() {
-    // `hcikit build` writes its own bmaps (`output::bmap_xml`); flash must take them, and
+    // `hcikit build` writes its own bmaps (`image::bmap::bmap_xml`); flash must take them, and
     // so must bmaptool, with the same result.
     let t = tempfile::tempdir().unwrap();
     let img = lab_image(t.path());
     let size = fs::metadata(&img).unwrap().len();
-    let ranges = hcikit::output::file_ranges(&img).unwrap();
+    let ranges = hcikit::image::output::file_ranges(&img).unwrap();
     let bmap = t.path().join("node.img.bmap");
-    fs::write(&bmap, hcikit::output::bmap_xml(size, &ranges)).unwrap();
+    fs::write(&bmap, hcikit::image::bmap::bmap_xml(size, &ranges)).unwrap();
 
     let ours = t.path().join("ours");
     blank_target(&ours, size);

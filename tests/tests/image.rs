@@ -4,7 +4,7 @@
 
 mod image_support;
 
-use hcikit::build::Format;
+use hcikit::image::Format;
 use image_support::*;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -90,7 +90,7 @@ fn raw_image_passes_independent_checks() {
     );
     let esp_bytes = std::fs::read(&esp).unwrap();
     let entry = String::from_utf8(
-        hcikit::esp::read_fat_file(&esp_bytes, "loader/entries/hcikit.conf").unwrap(),
+        hcikit::image::esp::read_fat_file(&esp_bytes, "loader/entries/hcikit.conf").unwrap(),
     )
     .unwrap();
     assert!(
@@ -100,27 +100,27 @@ fn raw_image_passes_independent_checks() {
         "{entry}"
     );
     assert_eq!(
-        hcikit::esp::read_fat_file(&esp_bytes, "hcikit/node").unwrap(),
+        hcikit::image::esp::read_fat_file(&esp_bytes, "hcikit/node").unwrap(),
         b"pve1\n"
     );
     assert_eq!(
-        hcikit::esp::read_fat_file(&esp_bytes, "EFI/BOOT/BOOTX64.EFI").unwrap(),
+        hcikit::image::esp::read_fat_file(&esp_bytes, "EFI/BOOT/BOOTX64.EFI").unwrap(),
         b"MZ systemd-boot stub"
     );
     assert_eq!(
-        hcikit::esp::read_fat_file(&esp_bytes, "vmlinuz")
+        hcikit::image::esp::read_fat_file(&esp_bytes, "vmlinuz")
             .unwrap()
             .len(),
         300_000
     );
     let plan_json: hcikit_firstboot::plan::Plan = serde_json::from_slice(
-        &hcikit::esp::read_fat_file(&esp_bytes, "hcikit/plan.json").unwrap(),
+        &hcikit::image::esp::read_fat_file(&esp_bytes, "hcikit/plan.json").unwrap(),
     )
     .unwrap();
     assert_eq!(plan_json, plan());
     // files.tar: public files only, desired ones under their prefix; secrets apart.
     let names = |p: &str| -> Vec<(String, u32)> {
-        let t = hcikit::esp::read_fat_file(&esp_bytes, p).unwrap();
+        let t = hcikit::image::esp::read_fat_file(&esp_bytes, p).unwrap();
         let mut a = tar::Archive::new(&t[..]);
         a.entries()
             .unwrap()
@@ -150,7 +150,7 @@ fn raw_image_passes_independent_checks() {
         .iter()
         .any(|(p, _)| p.contains("ssh_host_ed25519_key") && !p.ends_with(".pub")));
     let content = |tar_path: &str, file: &str| -> String {
-        let t = hcikit::esp::read_fat_file(&esp_bytes, tar_path).unwrap();
+        let t = hcikit::image::esp::read_fat_file(&esp_bytes, tar_path).unwrap();
         let mut a = tar::Archive::new(&t[..]);
         let mut e = a
             .entries()
@@ -394,16 +394,16 @@ fn a_spec_only_change_reuses_the_root_and_a_base_change_does_not() {
     assert!(!m1.root.cached);
     // Same inputs to the root, different per-node files (another seed): cached.
     let plan = plan();
-    let seed = hcikit::keys::Seed::from_bytes([9; 32]);
-    let files = hcikit::build::node_file_sets(&plan, rendered(&plan), &seed).unwrap();
-    let input = hcikit::build::BuildInput {
+    let seed = hcikit::render::keys::Seed::from_bytes([9; 32]);
+    let files = hcikit::image::node_file_sets(&plan, rendered(&plan), &seed).unwrap();
+    let input = hcikit::image::BuildInput {
         plan: &plan,
         files: &files,
         spec_sha256: "1".repeat(64),
         seed_id: seed.id(),
     };
     let o2 = fx.dir.path().join("o2");
-    let m2 = hcikit::build::build(&input, &fx.options(&o2, &cache, Format::Raw)).unwrap();
+    let m2 = hcikit::image::build(&input, &fx.options(&o2, &cache, Format::Raw)).unwrap();
     assert!(m2.root.cached);
     assert_eq!(m1.root.cache_key, m2.root.cache_key);
     assert_ne!(
@@ -443,7 +443,7 @@ fn fleet_image_carries_every_node_and_no_fixed_identity() {
     o.fleet = true;
     let m = build(&o).unwrap();
     assert_eq!(m.images.len(), 1);
-    let r = hcikit::inspect::inspect(&out.join("lab-fleet.img")).unwrap();
+    let r = hcikit::media::inspect::inspect(&out.join("lab-fleet.img")).unwrap();
     assert_eq!(r.node, None);
     let nodes: Vec<&str> = r.node_files.iter().map(|n| n.node.as_str()).collect();
     assert_eq!(nodes, ["pve1", "pve2", "pve3"]);
@@ -457,7 +457,7 @@ fn inspect_reports_identity_without_secret_contents() {
     let mut o = fx.options(&out, &fx.dir.path().join("cache"), Format::Zst);
     o.nodes = vec!["pve3".into()];
     let m = build(&o).unwrap();
-    let r = hcikit::inspect::inspect(&out.join("pve3.img.zst")).unwrap();
+    let r = hcikit::media::inspect::inspect(&out.join("pve3.img.zst")).unwrap();
     assert_eq!(r.node.as_deref(), Some("pve3"));
     assert_eq!(r.sha256sums_match, Some(true));
     assert_eq!(r.partitions.len(), 2);
@@ -473,7 +473,7 @@ fn inspect_reports_identity_without_secret_contents() {
         secrets.contains(&"/etc/ssh/ssh_host_ed25519_key"),
         "{secrets:?}"
     );
-    let text = hcikit::inspect::human(&r) + &serde_json::to_string(&r).unwrap();
+    let text = hcikit::media::inspect::human(&r) + &serde_json::to_string(&r).unwrap();
     assert!(
         !text.contains("SECRETHASH") && !text.contains("PRIVATE KEY"),
         "{text}"

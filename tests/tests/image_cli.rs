@@ -193,6 +193,32 @@ fn a_base_without_a_kernel_is_bad_input() {
 }
 
 #[test]
+fn build_prints_the_spec_warnings_like_validate() {
+    let c = case();
+    let (code, validate_out, stderr) = run(Command::new(hcikit_bin()).arg("validate").arg(&c.spec));
+    assert_eq!(code, 0, "{stderr}");
+    let warnings: Vec<&str> = validate_out
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert!(
+        !warnings.is_empty(),
+        "the minipc example is expected to carry warnings: {validate_out}"
+    );
+
+    // A base without a kernel stops the build right after loading the spec.
+    let nok = c.fx.dir.path().join("nokernel.tar");
+    std::fs::write(&nok, tiny_rootfs_tar(false)).unwrap();
+    let (code, _, stderr) = run(c.cmd().arg("--base").arg(&nok));
+    assert_eq!(code, 2, "{stderr}");
+    let printed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(printed, warnings, "{stderr}");
+}
+
+#[test]
 fn an_unwritable_output_folder_is_bad_input() {
     let c = case();
     let file = c.fx.dir.path().join("a-file");
@@ -247,7 +273,7 @@ fn the_staging_fallback_for_old_mke2fs_keeps_modes_owners_and_links() {
     let (code, stdout, stderr) = run(&mut cmd);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let img = c.out.join("mini1.img");
-    let r = hcikit::inspect::inspect(&img).unwrap();
+    let r = hcikit::media::inspect::inspect(&img).unwrap();
     let root = &r.partitions[1];
     let fs = c.fx.dir.path().join("root.ext4");
     extract(&img, root.start, root.size, &fs);

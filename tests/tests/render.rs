@@ -4,14 +4,14 @@
 
 mod render_support;
 
-use hcikit::files::Placement;
+use hcikit::render::files::Placement;
 use hcikit::render::{render_all, render_node, RenderOptions};
-use hcikit::secrets::{SecretValues, REDACTED};
-use hcikit_firstboot::plan::{HaResource, Plan, Realm, SecretRef};
+use hcikit::spec::secrets::{SecretValues, REDACTED};
+use hcikit_firstboot::plan::{HaMode, HaResource, Plan, Realm, SecretRef};
 use render_support::*;
 use std::collections::BTreeMap;
 
-fn render(plan: &Plan, node: &str) -> Vec<hcikit::files::NodeFile> {
+fn render(plan: &Plan, node: &str) -> Vec<hcikit::render::files::NodeFile> {
     render_node(plan, node, &secrets(), &RenderOptions::default()).unwrap()
 }
 
@@ -233,7 +233,7 @@ fn pmxcfs_files_are_desired_and_owned_by_www_data() {
 #[test]
 fn conditional_files_follow_the_plan() {
     let lab = render(&lab_plan(false), "pve1");
-    let paths = |f: &[hcikit::files::NodeFile]| -> Vec<String> {
+    let paths = |f: &[hcikit::render::files::NodeFile]| -> Vec<String> {
         f.iter().map(|x| x.path.clone()).collect()
     };
     let lab_paths = paths(&lab);
@@ -277,7 +277,7 @@ fn pve8_groups_and_resources_use_section_config() {
 fn pve9_renders_node_affinity_rules_instead_of_groups() {
     let mut plan = lab_plan(false);
     plan.cluster.pve_major = 9;
-    plan.ha.mode = "rules".into();
+    plan.ha.mode = HaMode::Rules;
     plan.ha.resources = vec![HaResource {
         sid: "vm:100".into(),
         group: Some("prefer-pve1".into()),

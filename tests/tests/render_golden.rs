@@ -5,13 +5,13 @@
 
 mod render_support;
 
-use hcikit::files::{NodeFile, Placement};
+use hcikit::render::files::{NodeFile, Placement};
 use hcikit::render::{render_all, RenderOptions};
-use hcikit::secrets::SecretValues;
+use hcikit::spec::secrets::SecretValues;
 use hcikit_firstboot::plan::Plan;
 use render_support::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Relative path → contents of a case's golden tree.
 fn expected_tree(plan: &Plan, secrets: &SecretValues) -> BTreeMap<String, Vec<u8>> {
@@ -43,26 +43,6 @@ fn manifest_line(node: &str, f: &NodeFile) -> String {
     )
 }
 
-fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 fn golden_dir(case: &str) -> PathBuf {
     hcikit_tests::workspace_root()
         .join("tests/golden/render")
@@ -71,37 +51,7 @@ fn golden_dir(case: &str) -> PathBuf {
 
 fn check_golden(case: &str, plan: &Plan, secrets: &SecretValues) {
     let want = expected_tree(plan, secrets);
-    let dir = golden_dir(case);
-    if std::env::var_os("HCIKIT_BLESS").is_some() {
-        let _ = std::fs::remove_dir_all(&dir);
-        for (rel, bytes) in &want {
-            let p = dir.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, bytes).unwrap();
-        }
-        return;
-    }
-    let have = read_tree(&dir);
-    let mut problems = Vec::new();
-    for (rel, bytes) in &want {
-        match have.get(rel) {
-            None => problems.push(format!("missing golden file {rel}")),
-            Some(g) if g != bytes => {
-                let diff = similar::TextDiff::from_lines(
-                    std::str::from_utf8(g).unwrap_or("<binary>"),
-                    std::str::from_utf8(bytes).unwrap_or("<binary>"),
-                );
-                problems.push(format!(
-                    "{rel} differs (- golden, + rendered):\n{}",
-                    diff.unified_diff().context_radius(2)
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for rel in have.keys().filter(|k| !want.contains_key(*k)) {
-        problems.push(format!("golden file {rel} is no longer rendered"));
-    }
+    let problems = hcikit_tests::golden::check_tree(&golden_dir(case), &want);
     assert!(
         problems.is_empty(),
         "render goldens of {case} are out of date (HCIKIT_BLESS=1 regenerates):\n{}",

@@ -2,14 +2,16 @@
 //! corosync for `corosync.conf`, `ceph-conf` for `ceph.conf`. Each test first shows that
 //! the tool rejects a broken input, so a pass means something.
 //!
-//! A test prints a SKIPPED note when its tool is missing; CI installs ifupdown2, corosync,
-//! ceph-common, iproute2 and util-linux, so there they always run.
+//! A test whose tool is missing prints a SKIPPED note on a developer's machine and FAILS
+//! under CI (`CI=true`), which installs ifupdown2, corosync, ceph-common, iproute2 and
+//! util-linux: a skip there would hide a broken install step.
 
 mod render_support;
 
-use hcikit::files::NodeFile;
+use hcikit::render::files::NodeFile;
 use hcikit::render::{render_all, RenderOptions};
 use hcikit_firstboot::plan::Plan;
+use hcikit_tests::require_tool;
 use render_support::*;
 use serde_json::Value;
 use std::path::Path;
@@ -38,7 +40,7 @@ fn bond_under_bridge() -> Plan {
     p.networks[0].device = hcikit_firstboot::plan::NetDevice::Bond {
         name: "bond1".into(),
         slaves: vec!["ens16".into(), "ens17".into()],
-        mode: "active-backup".into(),
+        mode: hcikit_firstboot::plan::BondMode::ActiveBackup,
         miimon: 100,
         xmit_hash_policy: None,
         lacp_rate: None,
@@ -68,8 +70,14 @@ fn show(o: &Output) -> String {
 static IFUPDOWN: Mutex<()> = Mutex::new(());
 const IFUPDOWN_ALREADY_RUNNING: i32 = 89;
 
+/// ifupdown2 keeps its lock in `/run/network`, which the boot creates (not the package):
+/// on a machine that never booted with ifupdown2 every run exits 89 until it exists.
+const IFUPDOWN_RUN_DIR: &str = "/run/network";
+
 fn ifup_syntax_check(file: &Path) -> Output {
     let _g = IFUPDOWN.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::create_dir_all(IFUPDOWN_RUN_DIR)
+        .unwrap_or_else(|e| panic!("creating {IFUPDOWN_RUN_DIR} for ifupdown2's lock: {e}"));
     for _ in 0..100 {
         let o = output(
             Command::new("ifup")
@@ -82,7 +90,7 @@ fn ifup_syntax_check(file: &Path) -> Output {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("ifupdown2 lock stayed busy for 10 s");
+    panic!("ifupdown2 lock ({IFUPDOWN_RUN_DIR}/.lock) stayed busy for 10 s");
 }
 
 fn ifquery(file: &Path) -> Vec<Value> {
@@ -104,7 +112,7 @@ fn iface<'a>(q: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn interfaces_pass_ifupdown2_and_carry_the_planned_addresses() {
-    if !have_tool("ifup", "ifupdown2") || !have_tool("ifquery", "ifupdown2") {
+    if !require_tool("ifup", "ifupdown2") || !require_tool("ifquery", "ifupdown2") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -195,17 +203,14 @@ fn can_unshare_net() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIPPED: cannot create a network namespace (`unshare -n`, needs root)");
-    }
-    ok
+    ok || hcikit_tests::skip_or_fail("cannot create a network namespace (`unshare -n`, needs root)")
 }
 
 #[test]
 fn corosync_conf_is_accepted_by_corosync_on_every_node() {
-    if !have_tool("corosync", "corosync")
-        || !have_tool("ip", "iproute2")
-        || !have_tool("unshare", "util-linux")
+    if !require_tool("corosync", "corosync")
+        || !require_tool("ip", "iproute2")
+        || !require_tool("unshare", "util-linux")
         || !can_unshare_net()
     {
         return;
@@ -276,7 +281,7 @@ fn ceph_lookup(conf: &Path, args: &[&str]) -> String {
 
 #[test]
 fn ceph_conf_reads_back_through_ceph_conf() {
-    if !have_tool("ceph-conf", "ceph-common") {
+    if !require_tool("ceph-conf", "ceph-common") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

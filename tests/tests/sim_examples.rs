@@ -1,7 +1,7 @@
 //! The example specs (the two scenarios), loaded by the real spec loader, converge in the
 //! simulated cluster; `hcikit simulate` shows it from the outside.
 
-use hcikit_firstboot::sim::{self, SimConfig, SimReport};
+use hcikit_sim::{self as sim, SimConfig, SimReport};
 use hcikit_tests::{hcikit_bin, workspace_root};
 use std::process::Command;
 
@@ -9,7 +9,7 @@ fn simulate_example(name: &str) -> (hcikit_firstboot::plan::Plan, SimReport) {
     let spec = workspace_root()
         .join("examples")
         .join(format!("{name}.toml"));
-    let loaded = hcikit::load::load(&spec).expect("example loads");
+    let loaded = hcikit::spec::load(&spec).expect("example loads");
     let r = sim::simulate(&loaded.plan, &SimConfig::default());
     (loaded.plan, r)
 }

@@ -115,8 +115,9 @@ fn plan_view_shows_the_cluster_at_a_glance() {
         "  cephfs cephfs01: pools cephfs01_data (pg 128) + cephfs01_metadata, storage",
         "  migration: type=secure,network=10.2.22.0/24",
         "  group prefer-pve1: pve1:2,pve2:1,pve3, restricted, nofailback",
-        "   4. [pve1] pvecm create lab --link0 10.2.21.66 --link1 10.2.22.66",
-        "   5. [pve2] pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.67 --link1 10.2.22.67",
+        // Node by node, each in its agent's order (firstboot/src/steps.rs).
+        "   3. [pve1] pvecm create lab --link0 10.2.21.66 --link1 10.2.22.66",
+        "  23. [pve2] pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.67 --link1 10.2.22.67",
     ] {
         assert!(v.contains(want), "missing {want:?} in\n{v}");
     }

@@ -13,10 +13,6 @@ use hcikit_tests::workspace_root;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn bless() -> bool {
-    std::env::var_os("HCIKIT_BLESS").is_some_and(|v| v == "1")
-}
-
 fn golden_dir() -> PathBuf {
     workspace_root().join("tests/golden/spec")
 }
@@ -45,22 +41,8 @@ fn private_secrets(dir: &Path) {
     }
 }
 
-/// Compares `actual` with the file at `expected`, or rewrites it when blessing. Returns a
-/// readable diff on mismatch.
 fn check(expected: &Path, actual: &str) -> Option<String> {
-    if bless() {
-        fs::write(expected, actual).unwrap();
-        return None;
-    }
-    let want = fs::read_to_string(expected).unwrap_or_default();
-    if want == actual {
-        return None;
-    }
-    let diff = similar::TextDiff::from_lines(want.as_str(), actual)
-        .unified_diff()
-        .header("expected", "actual")
-        .to_string();
-    Some(format!("{}:\n{diff}", expected.display()))
+    hcikit_tests::golden::check_file(expected, actual.as_bytes())
 }
 
 fn load_case(toml: &Path) -> Result<hcikit::Loaded, Vec<hcikit::Diagnostic>> {
@@ -84,7 +66,7 @@ fn ok_cases_resolve_to_their_plan() {
             Err(d) => failures.push(format!(
                 "{} failed:\n{}",
                 toml.display(),
-                hcikit::load::format_errors(&d)
+                hcikit::spec::format_errors(&d)
             )),
             Ok(l) => {
                 let json = plan_json(&l);
@@ -125,7 +107,7 @@ fn examples_validate_and_match_their_plan() {
             Err(d) => failures.push(format!(
                 "{} failed:\n{}",
                 toml.display(),
-                hcikit::load::format_errors(&d)
+                hcikit::spec::format_errors(&d)
             )),
             Ok(l) => failures.extend(check(
                 &golden_dir().join(format!("ok/example-{name}.json")),
@@ -147,7 +129,7 @@ fn fail_cases_report_their_exact_errors() {
         match load_case(&toml) {
             Ok(_) => failures.push(format!("{} loaded but must fail", toml.display())),
             Err(d) => {
-                let text = hcikit::load::format_errors(&d) + "\n";
+                let text = hcikit::spec::format_errors(&d) + "\n";
                 assert!(
                     text.trim().len() > 1,
                     "{} failed without an error line",

@@ -88,7 +88,7 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     // The default Debian base, made the same way `hcikit build` makes it, passed
     // explicitly so the test also knows where it is.
     let t = Instant::now();
-    let base = hcikit::base::ensure_base(&plan, &vm::vm_cache_dir())?;
+    let base = hcikit::image::base::ensure_base(&plan, &vm::vm_cache_dir())?;
     println!(
         "base: {} ({:.1} s)",
         base.display(),

@@ -14,7 +14,7 @@ fn debian_base_builds_and_is_cached() {
     let plan = vm::debian_plan();
     let cache = vm_cache_dir();
     let t = Instant::now();
-    let tar = hcikit::base::ensure_base(&plan, &cache).expect("building the debian base");
+    let tar = hcikit::image::base::ensure_base(&plan, &cache).expect("building the debian base");
     let first = t.elapsed();
     let size = std::fs::metadata(&tar).unwrap().len();
     println!(
@@ -25,7 +25,10 @@ fn debian_base_builds_and_is_cached() {
     );
 
     let t = Instant::now();
-    assert_eq!(hcikit::base::ensure_base(&plan, &cache).unwrap(), tar);
+    assert_eq!(
+        hcikit::image::base::ensure_base(&plan, &cache).unwrap(),
+        tar
+    );
     assert!(
         t.elapsed().as_secs() < 5,
         "second call did not reuse the cache"

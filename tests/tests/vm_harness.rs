@@ -17,7 +17,7 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
     let t0 = Instant::now();
     let run = vm::run_dir("harness");
     println!("logs: {}", run.display());
-    let base = hcikit::base::ensure_base(&vm::debian_plan(), &vm::vm_cache_dir()).unwrap();
+    let base = hcikit::image::base::ensure_base(&vm::debian_plan(), &vm::vm_cache_dir()).unwrap();
     let (kernel, initrd) = lab::kernel_from_base(&base, &run).unwrap();
 
     let t = Instant::now();

@@ -1,12 +1,12 @@
 //! `hcikit build`: one bootable GPT disk image per node (or one fleet image).
 
-use crate::build::{self, BuildInput, BuildOptions, Format};
 use crate::error::InputError;
-use crate::files::{NodeFile, Placement};
+use crate::image::{self, BuildInput, BuildOptions, Format};
 use crate::progress::Progress;
-use crate::secrets::SecretValues;
+use crate::render::files::{NodeFile, Placement};
+use crate::spec::secrets::SecretValues;
 use anyhow::{Context, Result};
-use hcikit_firstboot::plan::{Plan, SECRETS_DIR};
+use hcikit_firstboot::plan::{BaseKind, Plan, SECRETS_DIR};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,16 +73,16 @@ pub enum FormatArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let plan = &loaded.plan;
     let spec_dir = spec_dir(&args.spec);
     let epoch = source_date_epoch()?;
-    let cache_dir = args.cache.clone().unwrap_or_else(build::default_cache_dir);
+    let cache_dir = args.cache.clone().unwrap_or_else(image::default_cache_dir);
     let progress = Progress::auto();
-    let base_opts = crate::base::BaseOptions {
+    let base_opts = crate::image::base::BaseOptions {
         proxmox_key: args.proxmox_key.clone(),
         proxmox_key_sha256: args.proxmox_key_sha256.clone(),
-        mirrors: crate::base::Mirrors::default().with_flags(&args.mirrors)?,
+        mirrors: loaded.mirrors.clone().with_flags(&args.mirrors)?,
         etc_apt: None,
     };
     let base = resolve_base(
@@ -93,21 +93,21 @@ pub fn run(args: Args) -> Result<()> {
         &base_opts,
         progress,
     )?;
-    let agent = build::find_agent(args.agent.as_deref())?;
-    let overlays = build::find_overlays()?;
+    let agent = image::find_agent(args.agent.as_deref())?;
+    let overlays = image::find_overlays()?;
 
     let seed_path = args
         .seed
         .clone()
-        .unwrap_or_else(|| crate::keys::seed_path(&spec_dir, &plan.cluster.name));
-    let seed = crate::keys::load_or_create_seed(&seed_path)?;
+        .unwrap_or_else(|| crate::render::keys::seed_path(&spec_dir, &plan.cluster.name));
+    let seed = crate::render::keys::load_or_create_seed(&seed_path)?;
     let mut rendered = BTreeMap::new();
     for node in &plan.nodes {
         let mut files = render(plan, &node.name, &loaded.secrets, args.templates.as_deref())?;
         files.extend(secret_files(&loaded.secrets));
         rendered.insert(node.name.clone(), files);
     }
-    let files = build::node_file_sets(plan, rendered, &seed)?;
+    let files = image::node_file_sets(plan, rendered, &seed)?;
     let spec_bytes =
         std::fs::read(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
     let input = BuildInput {
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<()> {
         epoch,
         progress,
     };
-    let manifest = build::build(&input, &opts)?;
+    let manifest = image::build(&input, &opts)?;
     for img in &manifest.images {
         println!(
             "{}  {} ({} MiB disk, root PARTUUID {})",
@@ -179,45 +179,45 @@ fn resolve_base(
     spec_dir: &Path,
     flag: Option<&str>,
     cache: &Path,
-    base_opts: &crate::base::BaseOptions,
+    base_opts: &crate::image::base::BaseOptions,
     progress: Progress,
 ) -> Result<PathBuf> {
-    let (kind, file) = match flag {
-        Some(k @ ("debian" | "proxmox")) => (k.to_string(), None),
-        Some(f) => ("file".to_string(), Some(PathBuf::from(f))),
+    let (kind, file) = match flag.map(|f| (f, BaseKind::parse(f))) {
+        Some((_, Some(k @ (BaseKind::Debian | BaseKind::Proxmox)))) => (k, None),
+        Some((f, _)) => (BaseKind::File, Some(PathBuf::from(f))),
         None => (
-            plan.image.base.clone(),
+            plan.image.base,
             plan.image.base_file.as_ref().map(|f| spec_dir.join(f)),
         ),
     };
-    if kind == "file" {
+    if kind == BaseKind::File {
         let file = file.ok_or_else(|| InputError::new("image.base-file is not set"))?;
         if !file.is_file() {
             return Err(
                 InputError::new(format!("base archive {}: no such file", file.display())).into(),
             );
         }
-        crate::rootfs::compression_of(&file)?;
+        crate::image::rootfs::compression_of(&file)?;
         return Ok(file);
     }
-    generated_base(plan, &kind, cache, base_opts, progress)
+    generated_base(plan, kind, cache, base_opts, progress)
 }
 
 /// A generated Debian / Proxmox base (mmdebstrap), cached in the same folder as roots.
 fn generated_base(
     plan: &Plan,
-    kind: &str,
+    kind: BaseKind,
     cache: &Path,
-    base_opts: &crate::base::BaseOptions,
+    base_opts: &crate::image::base::BaseOptions,
     progress: Progress,
 ) -> Result<PathBuf> {
     let mut plan = plan.clone();
-    plan.image.base = kind.to_string();
+    plan.image.base = kind;
     plan.image.base_file = None;
     // The cache folder is created by the base build itself, after its input checks, so
     // a refused base leaves nothing behind.
     let t = progress.task(format!("{kind} base"), None);
-    let path = crate::base::ensure_base_with(&plan, cache, base_opts)?;
+    let path = crate::image::base::ensure_base_with(&plan, cache, base_opts)?;
     t.finish("ready");
     Ok(path)
 }

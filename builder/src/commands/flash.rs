@@ -1,8 +1,9 @@
 //! `hcikit flash IMAGE DEVICE`: checks everything, asks, writes the bmap's ranges, verifies.
 
 use crate::error::InputError;
-use crate::flash::{self, device::human_bytes, Options};
+use crate::media::flash::{self, Options};
 use crate::progress::Progress;
+use crate::units::human_bytes;
 use anyhow::{Context, Result};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

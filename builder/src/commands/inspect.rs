@@ -14,13 +14,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let report = crate::inspect::inspect(&args.image)?;
+    let report = crate::media::inspect::inspect(&args.image)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        out.write_all(crate::inspect::human(&report).as_bytes())?;
+        out.write_all(crate::media::inspect::human(&report).as_bytes())?;
     }
     Ok(())
 }

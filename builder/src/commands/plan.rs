@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let text = if args.json {
         serde_json::to_string_pretty(&loaded.plan)? + "\n"
     } else {

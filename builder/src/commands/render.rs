@@ -6,7 +6,7 @@
 //! non-empty folder is refused rather than overwritten.
 
 use crate::error::InputError;
-use crate::files::NodeFile;
+use crate::render::files::NodeFile;
 use crate::render::{render_all, RenderOptions};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -38,10 +38,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
+    let loaded = super::load_spec(&args.spec)?;
     let opts = RenderOptions {
         templates_dir: args.templates,
         reveal_secrets: args.reveal_secrets,
@@ -72,7 +69,7 @@ pub struct Written {
 /// Renders (all nodes, or only `node`) and writes the result to `out` atomically.
 pub fn render_to_dir(
     plan: &hcikit_firstboot::plan::Plan,
-    secrets: &crate::secrets::SecretValues,
+    secrets: &crate::spec::secrets::SecretValues,
     opts: &RenderOptions,
     node: Option<&str>,
     out: &Path,
@@ -82,11 +79,7 @@ pub fn render_to_dir(
         let files = rendered.remove(n).ok_or_else(|| {
             InputError::new(format!(
                 "--node {n}: no such node; nodes are {}",
-                plan.nodes
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::spec::node_names(plan)
             ))
         })?;
         rendered = BTreeMap::from([(n.to_string(), files)]);
@@ -237,7 +230,7 @@ fn write_file(node_dir: &Path, f: &NodeFile) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::Placement;
+    use crate::render::files::Placement;
 
     fn nf(path: &str, mode: u32, secret: bool, text: &str) -> NodeFile {
         NodeFile {

@@ -2,7 +2,7 @@
 //! first-boot agent against the simulated Proxmox VE + Ceph cluster, in virtual time.
 
 use anyhow::Result;
-use hcikit_firstboot::sim::{self, critical, Faults, Latencies, Measure, SimConfig, SimReport};
+use hcikit_sim::{self as sim, critical, Faults, Latencies, Measure, SimConfig, SimReport};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = crate::load::load(&args.spec)?;
+    let loaded = super::load_spec(&args.spec)?;
     let plan = loaded.plan;
     let mut faults = Faults::default();
     for f in &args.faults {

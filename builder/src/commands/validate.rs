@@ -1,7 +1,7 @@
 //! `hcikit validate`: check a spec and report every problem at once. Writes nothing.
 
 use crate::error::InputError;
-use crate::load::{self, Diagnostic};
+use crate::spec::{self, Diagnostic};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
@@ -34,7 +34,7 @@ pub fn check(spec: &Path) -> Result<Report> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    Ok(match load::load_str(&text, base) {
+    Ok(match spec::load_str(&text, base) {
         Ok(l) => Report {
             ok: true,
             nodes: l.plan.nodes.len(),

@@ -2,9 +2,9 @@
 //! a stand-in agent, and helpers that run independent tools on the result.
 #![allow(dead_code)]
 
-use hcikit::build::{BuildInput, BuildOptions, Format};
-use hcikit::files::{NodeFile, Placement};
+use hcikit::image::{BuildInput, BuildOptions, Format};
 use hcikit::progress::Progress;
+use hcikit::render::files::{NodeFile, Placement};
 use hcikit_firstboot::plan::Plan;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -244,17 +244,17 @@ impl Fixture {
 }
 
 /// Runs the library build with the fixture plan and a fixed seed.
-pub fn build(opts: &BuildOptions) -> anyhow::Result<hcikit::build::Manifest> {
+pub fn build(opts: &BuildOptions) -> anyhow::Result<hcikit::image::Manifest> {
     let plan = plan();
-    let seed = hcikit::keys::Seed::from_bytes([42; 32]);
-    let files = hcikit::build::node_file_sets(&plan, rendered(&plan), &seed)?;
+    let seed = hcikit::render::keys::Seed::from_bytes([42; 32]);
+    let files = hcikit::image::node_file_sets(&plan, rendered(&plan), &seed)?;
     let input = BuildInput {
         plan: &plan,
         files: &files,
         spec_sha256: "0".repeat(64),
         seed_id: seed.id(),
     };
-    hcikit::build::build(&input, opts)
+    hcikit::image::build(&input, opts)
 }
 
 /// Fails the test if anything is left in the output folder (a missing folder is fine).

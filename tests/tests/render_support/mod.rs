@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use hcikit::files::NodeFile;
-use hcikit::secrets::SecretValues;
+use hcikit::render::files::NodeFile;
+use hcikit::spec::secrets::SecretValues;
 use hcikit_firstboot::plan::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,7 +94,7 @@ fn common(nodes: Vec<Node>, networks: Vec<Network>, links: Vec<CorosyncLink>) ->
         ceph: None,
         datacenter: Datacenter::default(),
         ha: Ha {
-            mode: s("groups"),
+            mode: HaMode::Groups,
             groups: vec![],
             resources: vec![],
         },
@@ -106,12 +106,12 @@ fn common(nodes: Vec<Node>, networks: Vec<Network>, links: Vec<CorosyncLink>) ->
             health_timeout_secs: 1800,
             backoff_secs: 2,
             max_backoff_secs: 60,
-            ceph_install: s("preinstalled"),
+            ceph_install: CephInstall::Preinstalled,
         },
         image: Image {
             disk_size: 8 << 30,
             esp_size: 512 << 20,
-            base: s("debian"),
+            base: BaseKind::Debian,
             base_file: None,
             suite: s("bookworm"),
             extra_packages: vec![],
@@ -174,7 +174,7 @@ pub fn lab_plan(bond: bool) -> Plan {
             NetDevice::Bond {
                 name: s("bond0"),
                 slaves: vec![s("ens19"), s("ens20")],
-                mode: s("802.3ad"),
+                mode: BondMode::Lacp,
                 miimon: 100,
                 xmit_hash_policy: Some(s("layer3+4")),
                 lacp_rate: Some(s("fast")),
@@ -381,14 +381,6 @@ pub fn text(files: &[NodeFile], path: &str) -> String {
 }
 
 /// Is `program` installed? If not, print why the test does nothing (CI installs them all).
-pub fn have_tool(program: &str, package: &str) -> bool {
-    if hcikit_firstboot::cmd::have(program) {
-        return true;
-    }
-    eprintln!("SKIPPED: `{program}` is not installed (Debian package {package}); CI installs it");
-    false
-}
-
 pub fn write(dir: &Path, name: &str, contents: &[u8]) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
