@@ -16,7 +16,7 @@ mod vm;
 
 use anyhow::{Context, Result};
 use apt_repo::{TestKey, CEPH_STAND_INS, PVE_STAND_INS};
-use hcikit::base::{BaseOptions, Mirrors};
+use hcikit::image::base::{BaseOptions, Mirrors};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -122,7 +122,7 @@ fn run() -> Result<()> {
     // repository, the build fails, and nothing is left in the cache.
     let t = Instant::now();
     let err =
-        hcikit::base::ensure_base_with(&plan, &cache, &opts(&stranger.public, &stranger.public))
+        hcikit::image::base::ensure_base_with(&plan, &cache, &opts(&stranger.public, &stranger.public))
             .expect_err("a base from a repository its key did not sign");
     let msg = format!("{err:#}");
     assert_eq!(hcikit::error::exit_code(&err), 1, "{msg}");
@@ -142,7 +142,7 @@ fn run() -> Result<()> {
 
     // 3. The real run.
     let t = Instant::now();
-    let tar = hcikit::base::ensure_base_with(&plan, &cache, &opts(&key.public, &key.public))
+    let tar = hcikit::image::base::ensure_base_with(&plan, &cache, &opts(&key.public, &key.public))
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     println!(
         "proxmox base (trixie, stand-ins): {} MB in {}",
@@ -168,7 +168,7 @@ fn pve9_plan() -> Result<hcikit_firstboot::plan::Plan> {
         .plan;
     plan.cluster.pve_major = 9;
     plan.image.suite = SUITE.into();
-    plan.image.base = "proxmox".into();
+    plan.image.base = hcikit_firstboot::plan::BaseKind::Proxmox;
     let ceph = plan.ceph.as_mut().context("minipc has a Ceph section")?;
     ceph.release = "squid".into();
     ceph.repository = "no-subscription".into();
@@ -185,7 +185,7 @@ fn expect_input_error(
     opts: &BaseOptions,
     want: &str,
 ) -> Result<()> {
-    let err = hcikit::base::ensure_base_with(plan, cache, opts)
+    let err = hcikit::image::base::ensure_base_with(plan, cache, opts)
         .expect_err("a base that should be refused");
     let msg = format!("{err:#}");
     assert_eq!(hcikit::error::exit_code(&err), 2, "{msg}");
