@@ -121,9 +121,12 @@ fn run() -> Result<()> {
     // 2. A key that passes the checksum but did not sign the repository: apt refuses the
     // repository, the build fails, and nothing is left in the cache.
     let t = Instant::now();
-    let err =
-        hcikit::image::base::ensure_base_with(&plan, &cache, &opts(&stranger.public, &stranger.public))
-            .expect_err("a base from a repository its key did not sign");
+    let err = hcikit::image::base::ensure_base_with(
+        &plan,
+        &cache,
+        &opts(&stranger.public, &stranger.public),
+    )
+    .expect_err("a base from a repository its key did not sign");
     let msg = format!("{err:#}");
     assert_eq!(hcikit::error::exit_code(&err), 1, "{msg}");
     assert!(
