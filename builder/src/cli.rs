@@ -55,8 +55,14 @@ pub enum Command {
     Schema,
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`. Whatever the level,
+/// other crates' events below warnings are dropped: they log their inputs (handlebars
+/// logs every helper call with the template context, and `build` renders with secrets),
+/// and only our own events are written knowing what a secret is.
 pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let level = match verbose {
         0 => "warn",
         1 => "debug",
@@ -64,11 +70,23 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .without_time()
-        .try_init();
+        .with_filter(filter)
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            may_log(m.target(), *m.level())
+        }));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// Whether an event of `target` at `level` may be logged: ours at any level, other
+/// crates' only from warnings up (see [`init_logging`]).
+pub fn may_log(target: &str, level: tracing::Level) -> bool {
+    let ours = ["hcikit", "hcikit_firstboot"]
+        .iter()
+        .any(|c| target == *c || target.starts_with(&format!("{c}::")));
+    ours || level <= tracing::Level::WARN
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -90,4 +108,19 @@ pub fn run(cli: Cli) -> Result<()> {
 fn print(bytes: &[u8]) -> Result<()> {
     std::io::stdout().lock().write_all(bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_log;
+    use tracing::Level;
+
+    #[test]
+    fn other_crates_log_only_warnings_and_errors() {
+        assert!(may_log("hcikit::build", Level::TRACE));
+        assert!(may_log("hcikit_firstboot::cmd", Level::DEBUG));
+        assert!(!may_log("handlebars::render", Level::DEBUG));
+        assert!(!may_log("hcikitx", Level::INFO));
+        assert!(may_log("handlebars::render", Level::WARN));
+    }
 }

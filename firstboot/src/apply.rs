@@ -83,6 +83,7 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
     let plan_path = esp.join(ESP_PLAN);
     let plan = Plan::load(&plan_path)?;
     let node = pick_node(esp, root, &plan)?;
+    check_node_name(&node, "the plan")?;
     let dir = esp.join(esp_node_dir(&node));
     let secrets = dir.join(SECRETS_TAR);
     let installed = std::fs::read_to_string(root.join(INSTALLED_NODE))
@@ -98,8 +99,22 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
             secrets.display()
         );
     }
-    let files = install_tar(&dir.join(FILES_TAR), root).context("installing files.tar")?;
-    let n_secrets = install_tar(&secrets, root).context("installing secrets.tar")?;
+    // Both tars are read and checked whole before anything is installed, so a refused
+    // entry leaves the root as it was.
+    let files = read_tar(&dir.join(FILES_TAR))?;
+    let secret_files = read_tar(&secrets)?;
+    check_parents(root, &files)?;
+    check_parents(root, &secret_files)?;
+    let root_hash = match &plan.cluster.root_password {
+        Some(secret) => Some(root_password_hash(root, &secret_files, secret)?),
+        None => None,
+    };
+    install_entries(root, &files).context("installing files.tar")?;
+    install_entries(root, &secret_files).context("installing secrets.tar")?;
+    let (files, n_secrets) = (files.len(), secret_files.len());
+    if let Some(hash) = &root_hash {
+        set_root_password(root, hash)?;
+    }
     let hostname = root.join("etc/hostname");
     if !hostname.exists() {
         crate::host::write_atomic(&hostname, format!("{node}\n").as_bytes(), 0o644)?;
@@ -127,17 +142,106 @@ fn apply_from(esp: &Path, root: &Path) -> Result<Outcome> {
     })
 }
 
+/// The root password hash `secret` names, from the checked `secrets.tar` entries, and
+/// whether `<root>/etc/shadow` can take it: all checked before anything is installed.
+fn root_password_hash(
+    root: &Path,
+    secrets: &[Entry],
+    secret: &crate::plan::SecretRef,
+) -> Result<String> {
+    let want = secret.node_path();
+    let want = Path::new(want.trim_start_matches('/'));
+    let Some(e) = secrets.iter().find(|e| e.path == want) else {
+        return bad(format!(
+            "the plan sets a root password, but secrets.tar holds no {}",
+            want.display()
+        ));
+    };
+    let hash = String::from_utf8_lossy(&e.data).trim().to_string();
+    // Only a crypt hash is accepted, and nothing that could end the shadow field or line.
+    if !hash.starts_with('$') || hash.contains([':', '\n', '\r']) {
+        return bad(format!(
+            "secrets.tar's {} does not hold a crypt hash ($id$salt$hash)",
+            want.display()
+        ));
+    }
+    let shadow = root.join("etc/shadow");
+    let meta = std::fs::symlink_metadata(&shadow)
+        .with_context(|| format!("cannot set root's password: reading {}", shadow.display()))?;
+    if !meta.is_file() {
+        return bad(format!("{} is not a regular file", shadow.display()));
+    }
+    let text = std::fs::read_to_string(&shadow)
+        .with_context(|| format!("reading {}", shadow.display()))?;
+    if shadow_with_root_hash(&text, &hash, 0).is_none() {
+        bail!("{} has no entry for root", shadow.display());
+    }
+    Ok(hash)
+}
+
+/// Sets root's password in `<root>/etc/shadow` to the spec's crypt hash: only the hash
+/// field of root's entry changes, the file keeps its owner and mode and is replaced
+/// atomically. hcikit never knows the clear-text password. A "last change" of 0 (which
+/// forces a change at the first login) becomes today.
+fn set_root_password(root: &Path, hash: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shadow = root.join("etc/shadow");
+    let meta = std::fs::symlink_metadata(&shadow)
+        .with_context(|| format!("reading {}", shadow.display()))?;
+    let text = std::fs::read_to_string(&shadow)
+        .with_context(|| format!("reading {}", shadow.display()))?;
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let updated = shadow_with_root_hash(&text, hash, today)
+        .with_context(|| format!("{} has no entry for root", shadow.display()))?;
+    let entry = Entry {
+        path: PathBuf::from("etc/shadow"),
+        data: updated.into_bytes(),
+        mode: meta.mode() & 0o777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    };
+    install_entries(root, std::slice::from_ref(&entry)).context("setting root's password")?;
+    tracing::info!("root password set from the spec's hash");
+    Ok(())
+}
+
+/// `shadow` with root's hash field replaced; `None` when root has no entry.
+pub fn shadow_with_root_hash(shadow: &str, hash: &str, today: u64) -> Option<String> {
+    let mut found = false;
+    let mut out = String::with_capacity(shadow.len() + hash.len());
+    for line in shadow.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let mut fields: Vec<String> = body.split(':').map(str::to_string).collect();
+        if !found && fields.len() >= 3 && fields[0] == "root" {
+            found = true;
+            fields[1] = hash.to_string();
+            if fields[2] == "0" {
+                fields[2] = today.to_string();
+            }
+            out.push_str(&fields.join(":"));
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    found.then_some(out)
+}
+
 /// This node's name: `hcikit/node` on the ESP, else `hcikit.node=` on the kernel
 /// command line, else the Plan node whose MAC is on a local NIC.
 pub fn pick_node(esp: &Path, root: &Path, plan: &Plan) -> Result<String> {
     if let Ok(s) = std::fs::read_to_string(esp.join(ESP_NODE)) {
         let n = s.trim().to_string();
+        check_node_name(&n, ESP_NODE)?;
         plan.expect_node(&n)
             .map_err(|e| BadInput(format!("{ESP_NODE} on the ESP: {e}")))?;
         return Ok(n);
     }
     if let Ok(cmdline) = std::fs::read_to_string(root.join(PROC_CMDLINE)) {
         if let Some(n) = node_from_cmdline(&cmdline) {
+            check_node_name(&n, &format!("kernel argument {NODE_CMDLINE_ARG}="))?;
             ensure!(
                 plan.node(&n).is_some(),
                 "kernel argument {NODE_CMDLINE_ARG}={n} is not a node of the plan"
@@ -292,68 +396,247 @@ fn esp_on_root_disk() -> Result<String> {
     bail!("no ESP found: none of /efi, /boot/efi, /boot holds hcikit/, no LoaderDevicePartUUID, and no EFI System Partition on the root disk")
 }
 
-/// Extracts a tar below `root` with the archive's modes and owners; returns the number
-/// of files. Refuses absolute escapes (`..`).
-fn install_tar(tar_path: &Path, root: &Path) -> Result<usize> {
-    use std::os::unix::fs::PermissionsExt;
+/// Bad input ([`BadInput`], exit code 2): what `apply` refuses on the ESP — a tar entry
+/// the builder never writes, a node name that is not a host name — or a root whose
+/// folders are links.
+fn bad<T>(msg: impl Into<String>) -> Result<T> {
+    Err(BadInput(msg.into()).into())
+}
+
+/// A node name as Proxmox takes it: a host name label (`pve-common` `PVE::JSONSchema`
+/// format `pve-node`, which is a `pve-configid`-like DNS label): letters, digits and `-`,
+/// starting and ending with a letter or digit, at most 63 characters. Such a name can
+/// never be `..` or hold a `/`, so joining it to a path stays inside that folder.
+pub fn check_node_name(name: &str, source: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        bad(format!(
+            "{source} names node {name:?}, which is not a valid node name (letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
+/// One regular file of a node tar, checked and read into memory (the tars are small).
+struct Entry {
+    path: PathBuf,
+    data: Vec<u8>,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Reads and checks every entry of a node tar. The builder writes only regular files
+/// with plain permission bits below `/` (`hcikit::esp::files_tar`); anything else —
+/// links, folders, devices, `..`, set-id bits — is refused, and nothing is installed
+/// from a tar with one such entry.
+fn read_tar(tar_path: &Path) -> Result<Vec<Entry>> {
     let f =
         std::fs::File::open(tar_path).with_context(|| format!("opening {}", tar_path.display()))?;
     let mut ar = tar::Archive::new(f);
-    let as_root = nix::unistd::geteuid().is_root();
-    let mut n = 0;
-    for entry in ar.entries().context("reading tar")? {
-        let mut e = entry.context("reading tar entry")?;
-        let rel: PathBuf = e.path().context("tar entry path")?.into_owned();
+    let mut out = Vec::new();
+    let what = tar_path.display();
+    for entry in ar.entries().with_context(|| format!("reading {what}"))? {
+        let mut e = entry.with_context(|| format!("reading an entry of {what}"))?;
+        let rel: PathBuf = e
+            .path()
+            .with_context(|| format!("an entry path in {what}"))?
+            .into_owned();
         let mut clean = PathBuf::new();
         for c in rel.components() {
             match c {
                 Component::Normal(p) => clean.push(p),
                 Component::RootDir | Component::CurDir => {}
-                _ => bail!("refusing tar entry {}: it leaves the root", rel.display()),
+                _ => {
+                    return bad(format!(
+                        "refusing {what}: entry {} leaves the root",
+                        rel.display()
+                    ))
+                }
+            }
+        }
+        let h = e.header().clone();
+        match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            other => {
+                return bad(format!(
+                    "refusing {what}: entry {} is a {other:?}; node tars hold only regular files",
+                    rel.display()
+                ))
             }
         }
         if clean.as_os_str().is_empty() {
-            continue;
+            return bad(format!("refusing {what}: an entry without a name"));
         }
-        let target = root.join(&clean);
-        let h = e.header().clone();
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-        match h.entry_type() {
-            tar::EntryType::Directory => {
-                std::fs::create_dir_all(&target)?;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+        let mode = match h.mode() {
+            Ok(m) => m,
+            Err(err) => return bad(format!("refusing {what}: mode of {}: {err}", rel.display())),
+        };
+        if mode & !0o777 != 0 {
+            return bad(format!(
+                "refusing {what}: entry {} has mode {mode:o}; node files carry only permission bits",
+                rel.display()
+            ));
+        }
+        let id = |v: std::io::Result<u64>| -> Result<u32> {
+            match v.map(u32::try_from) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(_)) => bad(format!(
+                    "refusing {what}: owner of {} out of range",
+                    rel.display()
+                )),
+                Err(err) => bad(format!(
+                    "refusing {what}: owner of {}: {err}",
+                    rel.display()
+                )),
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut data)?;
-                crate::host::write_atomic(&target, &data, mode)
-                    .with_context(|| format!("installing {}", clean.display()))?;
-                n += 1;
-            }
-            tar::EntryType::Symlink => {
-                let to = h
-                    .link_name()?
-                    .context("symlink without target")?
-                    .into_owned();
-                if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p)?;
+        };
+        let (uid, gid) = (id(h.uid())?, id(h.gid())?);
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data)
+            .with_context(|| format!("reading {} in {what}", rel.display()))?;
+        out.push(Entry {
+            path: clean,
+            data,
+            mode,
+            uid,
+            gid,
+        });
+    }
+    Ok(out)
+}
+
+/// Refuses entries whose folders under `root` exist as anything but real folders (a
+/// symlink there would carry the write elsewhere), before anything is installed.
+fn check_parents(root: &Path, entries: &[Entry]) -> Result<()> {
+    for e in entries {
+        let mut at = root.to_path_buf();
+        let parts: Vec<_> = e.path.components().collect();
+        for c in &parts[..parts.len() - 1] {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return bad(format!(
+                        "refusing to install {}: {} is not a folder (a link or a file)",
+                        e.path.display(),
+                        at.display()
+                    ))
                 }
-                let _ = std::fs::remove_file(&target);
-                std::os::unix::fs::symlink(&to, &target)?;
-                continue;
-            }
-            other => {
-                tracing::warn!(path = %clean.display(), "skipping tar entry of type {other:?}");
-                continue;
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
+                Err(err) => return Err(err).with_context(|| format!("checking {}", at.display())),
             }
         }
-        if as_root {
-            std::os::unix::fs::chown(&target, Some(uid), Some(gid))
-                .with_context(|| format!("chown {}", target.display()))?;
+        if let Ok(m) = std::fs::symlink_metadata(root.join(&e.path)) {
+            if m.is_dir() {
+                return bad(format!(
+                    "refusing to install {}: a folder of that name exists",
+                    e.path.display()
+                ));
+            }
         }
     }
-    Ok(n)
+    Ok(())
+}
+
+/// Installs checked entries below `root`. Every folder is opened relative to its parent
+/// with `O_NOFOLLOW | O_DIRECTORY` (created 0755 when missing), so no link — planted in
+/// the root or raced in — can take a write outside it; each file is written to a fresh
+/// temporary name (`O_EXCL`, created with its final mode), synced, owned, and renamed
+/// over the final name, which replaces a link there instead of following it.
+fn install_entries(root: &Path, entries: &[Entry]) -> Result<()> {
+    use rustix::fs::{
+        fchmod, fchown, fsync, mkdirat, openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD,
+    };
+    use rustix::io::Errno;
+    let as_root = nix::unistd::geteuid().is_root();
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let root_fd = openat(
+        CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", root.display()))?;
+    for e in entries {
+        let parts: Vec<&std::ffi::OsStr> = e.path.iter().collect();
+        let (name, folders) = parts.split_last().expect("checked: not empty");
+        let mut dir = root_fd.try_clone()?;
+        let mut walked = root.to_path_buf();
+        for f in folders {
+            walked.push(f);
+            let next = match openat(&dir, *f, dir_flags, Mode::empty()) {
+                Err(Errno::NOENT) => {
+                    match mkdirat(&dir, *f, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(err) => {
+                            return Err(err)
+                                .with_context(|| format!("creating {}", walked.display()))
+                        }
+                    }
+                    openat(&dir, *f, dir_flags, Mode::empty())
+                }
+                other => other,
+            };
+            dir = match next {
+                Ok(d) => d,
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    return bad(format!(
+                        "refusing to install {}: {} is not a folder (a link or a file)",
+                        e.path.display(),
+                        walked.display()
+                    ))
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| format!("opening {}", walked.display()))
+                }
+            };
+        }
+        let target = root.join(&e.path);
+        let tmp = format!(
+            ".{}.hcikit-tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        );
+        // A leftover of an interrupted run of this same process id; never followed.
+        let _ = unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+        let fd = openat(
+            &dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(e.mode),
+        )
+        .with_context(|| format!("creating a temporary file for {}", target.display()))?;
+        let mut file = std::fs::File::from(fd);
+        let written = (|| -> Result<()> {
+            std::io::Write::write_all(&mut file, &e.data)?;
+            if as_root {
+                fchown(
+                    &file,
+                    Some(rustix::fs::Uid::from_raw(e.uid)),
+                    Some(rustix::fs::Gid::from_raw(e.gid)),
+                )?;
+            }
+            // The umask may have cut bits from the creation mode. (pmxcfs refuses chmod,
+            // but node tars never write below /etc/pve.)
+            fchmod(&file, Mode::from_raw_mode(e.mode))?;
+            file.sync_all()?;
+            renameat(&dir, tmp.as_str(), &dir, *name)?;
+            Ok(())
+        })();
+        if let Err(err) = written {
+            let _ = unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            return Err(err).with_context(|| format!("installing {}", target.display()));
+        }
+        fsync(&dir).with_context(|| format!("syncing the folder of {}", target.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -373,5 +656,40 @@ mod tests {
         }
         assert_eq!(parse_loader_partuuid(&raw).as_deref(), Some("abcd-1234"));
         assert_eq!(parse_loader_partuuid(&[1, 2]), None);
+    }
+
+    #[test]
+    fn only_roots_hash_changes_in_shadow() {
+        let shadow = "daemon:*:19000:0:99999:7:::\nroot:*:0:0:99999:7:::\nrootx:!:1::::::\n";
+        assert_eq!(
+            shadow_with_root_hash(shadow, "$6$s$h", 20000).unwrap(),
+            "daemon:*:19000:0:99999:7:::\nroot:$6$s$h:20000:0:99999:7:::\nrootx:!:1::::::\n"
+        );
+        assert_eq!(
+            shadow_with_root_hash("root::19500::::::", "$y$j9T$a$b", 1).unwrap(),
+            "root:$y$j9T$a$b:19500::::::"
+        );
+        assert_eq!(shadow_with_root_hash("daemon:*:1::::::\n", "$6$x", 1), None);
+    }
+
+    #[test]
+    fn node_names_are_host_name_labels() {
+        for ok in ["pve1", "a", "node-07", &"x".repeat(63)] {
+            check_node_name(ok, "t").unwrap();
+        }
+        for bad_name in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "-a",
+            "a-",
+            "pve 1",
+            "pvе1",
+            &"x".repeat(64),
+        ] {
+            let e = check_node_name(bad_name, "t").unwrap_err();
+            assert!(e.is::<BadInput>(), "{bad_name:?}");
+        }
     }
 }

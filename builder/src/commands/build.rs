@@ -96,18 +96,45 @@ pub fn run(args: Args) -> Result<()> {
     let agent = image::find_agent(args.agent.as_deref())?;
     let overlays = image::find_overlays()?;
 
-    let seed_path = args
-        .seed
-        .clone()
-        .unwrap_or_else(|| crate::render::keys::seed_path(&spec_dir, &plan.cluster.name));
-    let seed = crate::render::keys::load_or_create_seed(&seed_path)?;
+    // Every input is checked before the seed is created: bad input writes nothing.
+    image::check_nodes(plan, &args.nodes)?;
     let mut rendered = BTreeMap::new();
     for node in &plan.nodes {
         let mut files = render(plan, &node.name, &loaded.secrets, args.templates.as_deref())?;
         files.extend(secret_files(&loaded.secrets));
         rendered.insert(node.name.clone(), files);
     }
-    let files = image::node_file_sets(plan, rendered, &seed)?;
+    let seed_path = args
+        .seed
+        .clone()
+        .unwrap_or_else(|| crate::render::keys::seed_path(&spec_dir, &plan.cluster.name));
+    let new_seed = std::fs::symlink_metadata(&seed_path).is_err();
+    let seed = crate::render::keys::load_or_create_seed(&seed_path)?;
+    let result = build_with_seed(
+        &args, &loaded, rendered, &seed, base, agent, overlays, cache_dir, epoch, progress,
+    );
+    if result.is_err() && new_seed {
+        // Nothing was built with it: a failed first build leaves no seed behind.
+        let _ = std::fs::remove_file(&seed_path);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_with_seed(
+    args: &Args,
+    loaded: &crate::spec::Loaded,
+    rendered: BTreeMap<String, Vec<NodeFile>>,
+    seed: &crate::render::keys::Seed,
+    base: PathBuf,
+    agent: PathBuf,
+    overlays: PathBuf,
+    cache_dir: PathBuf,
+    epoch: Option<u64>,
+    progress: Progress,
+) -> Result<()> {
+    let plan = &loaded.plan;
+    let files = image::node_file_sets(plan, rendered, seed)?;
     let spec_bytes =
         std::fs::read(&args.spec).with_context(|| format!("reading {}", args.spec.display()))?;
     let input = BuildInput {

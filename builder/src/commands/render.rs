@@ -168,6 +168,13 @@ fn check_output_dir(out: &Path) -> Result<bool> {
     match fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("reading {}", out.display())),
+        // The output folder is replaced by a rename, which would replace the link itself.
+        Ok(m) if m.file_type().is_symlink() => Err(InputError::new(format!(
+            "output {} is a symbolic link (to {}); name the folder itself, render replaces it as a whole",
+            out.display(),
+            fs::read_link(out).map_or_else(|_| "?".into(), |t| t.display().to_string())
+        ))
+        .into()),
         Ok(m) if !m.is_dir() => Err(InputError::new(format!(
             "output {} exists and is not a folder",
             out.display()

@@ -245,6 +245,53 @@ pub fn write_fat_into(
     fat_fixup::fix_fat32_dirs(buf).context("finishing the ESP directories")
 }
 
+/// Byte intervals of a FAT32 volume written by [`write_fat_into`] that a copy onto a used
+/// disk must write even where they are zeros: the reserved area and both FATs (free
+/// entries are zeros, and stale bytes there read as chains) and every allocated cluster
+/// (an empty directory cluster is zeros; a file may hold zero blocks). Free clusters are
+/// left out: no FAT entry points at them.
+pub fn metadata_extents(buf: &[u8]) -> Result<Vec<(u64, u64)>> {
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([buf[o], buf[o + 1]]));
+    let u32_at = |o: usize| {
+        u64::from(u32::from_le_bytes([
+            buf[o],
+            buf[o + 1],
+            buf[o + 2],
+            buf[o + 3],
+        ]))
+    };
+    anyhow::ensure!(buf.len() >= 512, "the ESP is shorter than a boot sector");
+    let bps = u16_at(11);
+    let spc = u64::from(buf[13]);
+    let reserved = u16_at(14);
+    let fats = u64::from(buf[16]);
+    let fat_sectors = u32_at(36);
+    let total = u32_at(32).max(u16_at(19));
+    anyhow::ensure!(
+        bps >= 512 && spc > 0 && fats > 0 && u16_at(22) == 0,
+        "the ESP is not a FAT32 volume"
+    );
+    let data_start = (reserved + fats * fat_sectors) * bps;
+    let cluster = bps * spc;
+    let len = (total * bps).min(buf.len() as u64);
+    anyhow::ensure!(data_start <= len, "the ESP's FATs run past its end");
+    let mut out = vec![(0, data_start)];
+    let fat_start = (reserved * bps) as usize;
+    let clusters = (len - data_start) / cluster;
+    for c in 2..clusters + 2 {
+        let o = fat_start + 4 * c as usize;
+        if o + 4 > data_start as usize {
+            break;
+        }
+        let entry = u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) & 0x0FFF_FFFF;
+        if entry != 0 {
+            let at = data_start + (c - 2) * cluster;
+            out.push((at, at + cluster));
+        }
+    }
+    Ok(out)
+}
+
 fn write_files<T: fatfs::ReadWriteSeek>(
     fs: &fatfs::FileSystem<T>,
     files: &BTreeMap<String, Vec<u8>>,
@@ -267,8 +314,13 @@ fn write_files<T: fatfs::ReadWriteSeek>(
                 .create_file(name)
                 .with_context(|| format!("creating {path} on the ESP"))?;
             f.truncate()?;
-            f.write_all(bytes).with_context(|| {
-                format!("writing {path} on the ESP (is image.esp-size large enough?)")
+            // In a memory buffer, a failed write means the volume is full: the spec's
+            // image.esp-size is too small for the base's kernel and initrd.
+            f.write_all(bytes).map_err(|e| {
+                crate::error::InputError::new(format!(
+                    "{path} ({} MiB) does not fit on the ESP: raise image.esp-size ({e})",
+                    bytes.len().div_ceil(1 << 20)
+                ))
             })?;
             f.flush()?;
         }
@@ -301,7 +353,108 @@ impl Write for ReadOnly<'_> {
     }
 }
 
+/// Deepest folder nesting [`list_fat`] follows; hcikit writes at most four levels.
+const MAX_DEPTH: usize = 16;
+
+/// Checks what `fatfs` 0.3 trusts when it reads a FAT32 volume from someone else: the
+/// boot sector's geometry fits the bytes, and every FAT entry is free, the end of a
+/// chain, or a cluster that exists — with no chain that loops (fatfs would follow it
+/// forever).
+pub fn check_fat(buf: &[u8]) -> Result<()> {
+    anyhow::ensure!(buf.len() >= 512, "shorter than a boot sector");
+    anyhow::ensure!(buf[510..512] == [0x55, 0xAA], "no boot sector signature");
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([buf[o], buf[o + 1]]));
+    let u32_at = |o: usize| {
+        u64::from(u32::from_le_bytes([
+            buf[o],
+            buf[o + 1],
+            buf[o + 2],
+            buf[o + 3],
+        ]))
+    };
+    let (bps, spc, reserved, fats) = (
+        u16_at(11),
+        u64::from(buf[13]),
+        u16_at(14),
+        u64::from(buf[16]),
+    );
+    anyhow::ensure!(
+        [512, 1024, 2048, 4096].contains(&bps) && spc.is_power_of_two() && spc <= 128,
+        "boot sector geometry is invalid ({bps} bytes per sector, {spc} sectors per cluster)"
+    );
+    anyhow::ensure!(
+        reserved > 0 && fats > 0 && fats <= 4,
+        "boot sector geometry is invalid"
+    );
+    if u16_at(22) != 0 {
+        // FAT12/16: fixed-size root folder, no chain for it; fatfs bounds those walks.
+        return Ok(());
+    }
+    let fat_sectors = u32_at(36);
+    let total = u32_at(32);
+    let len = buf.len() as u64;
+    anyhow::ensure!(
+        total * bps <= len,
+        "the volume claims {} bytes but holds {len}",
+        total * bps
+    );
+    let data_start = (reserved + fats * fat_sectors) * bps;
+    anyhow::ensure!(
+        data_start < total * bps,
+        "the FATs run past the end of the volume"
+    );
+    let clusters = (total * bps - data_start) / (bps * spc);
+    let entries = (fat_sectors * bps / 4).min(clusters + 2);
+    anyhow::ensure!(
+        entries >= clusters + 2,
+        "the FAT is shorter than the volume's clusters"
+    );
+    let fat_start = (reserved * bps) as usize;
+    let next = |c: u64| -> u64 {
+        let o = fat_start + 4 * c as usize;
+        u64::from(u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) & 0x0FFF_FFFF)
+    };
+    let in_range = |c: u64| (2..clusters + 2).contains(&c);
+    let root = u32_at(44);
+    anyhow::ensure!(
+        in_range(root),
+        "the root folder's cluster {root} does not exist"
+    );
+    // 0 = unvisited, 1 = on the current path, 2 = ends properly.
+    let mut state = vec![0u8; (clusters + 2) as usize];
+    for start in 2..clusters + 2 {
+        if state[start as usize] != 0 || next(start) == 0 {
+            continue;
+        }
+        let mut path = Vec::new();
+        let mut c = start;
+        loop {
+            match state[c as usize] {
+                1 => anyhow::bail!("the cluster chain through cluster {c} loops"),
+                2 => break,
+                _ => {}
+            }
+            state[c as usize] = 1;
+            path.push(c);
+            let n = next(c);
+            if n >= 0x0FFF_FFF7 {
+                break;
+            }
+            anyhow::ensure!(
+                in_range(n),
+                "cluster {c} points at cluster {n}, which does not exist"
+            );
+            c = n;
+        }
+        for c in path {
+            state[c as usize] = 2;
+        }
+    }
+    Ok(())
+}
+
 fn open_ro(bytes: &[u8]) -> Result<fatfs::FileSystem<ReadOnly<'_>>> {
+    check_fat(bytes).context("the ESP is not a sound FAT volume")?;
     fatfs::FileSystem::new(
         ReadOnly(Cursor::new(bytes)),
         fatfs::FsOptions::new().update_accessed_date(false),
@@ -316,8 +469,15 @@ pub fn list_fat(bytes: &[u8]) -> Result<Vec<(String, u64)>> {
     fn walk<T: fatfs::ReadWriteSeek>(
         dir: fatfs::Dir<T>,
         prefix: &str,
+        depth: usize,
         out: &mut Vec<(String, u64)>,
     ) -> Result<()> {
+        // A folder entry may point at a folder above it: the nesting is bounded instead
+        // of followed (the chains themselves are checked by `check_fat`).
+        anyhow::ensure!(
+            depth <= MAX_DEPTH,
+            "folders nested deeper than {MAX_DEPTH} levels at {prefix} (a folder that contains itself?)"
+        );
         for e in dir.iter() {
             let e = e?;
             let name = e.file_name();
@@ -326,14 +486,14 @@ pub fn list_fat(bytes: &[u8]) -> Result<Vec<(String, u64)>> {
             }
             let path = format!("{prefix}{name}");
             if e.is_dir() {
-                walk(e.to_dir(), &format!("{path}/"), out)?;
+                walk(e.to_dir(), &format!("{path}/"), depth + 1, out)?;
             } else {
                 out.push((path, e.len()));
             }
         }
         Ok(())
     }
-    walk(fs.root_dir(), "", &mut out)?;
+    walk(fs.root_dir(), "", 0, &mut out)?;
     out.sort();
     Ok(out)
 }

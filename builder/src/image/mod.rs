@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Bumped when the root's construction changes, so old cache entries are not reused.
-const ROOT_RECIPE: u32 = 1;
+const ROOT_RECIPE: u32 = 2;
 /// zstd level for every frame.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -223,6 +223,13 @@ fn check_out_dir(dir: &Path) -> Result<()> {
         ))
         .into()
     };
+    if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(InputError::new(format!(
+            "output folder {} exists and is not a folder; name a new or existing folder",
+            dir.display()
+        ))
+        .into());
+    }
     std::fs::create_dir_all(dir).map_err(unwritable)?;
     tempfile::Builder::new()
         .prefix(".hcikit-probe")
@@ -231,8 +238,26 @@ fn check_out_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the build and returns the manifest that was written.
+/// Runs the build and returns the manifest that was written. A failed build leaves no
+/// output behind, not even the output folder when this build created it.
 pub fn build(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
+    selected_nodes(input.plan, &opts.nodes)?;
+    Layout::compute(input.plan.image.disk_size, input.plan.image.esp_size)?;
+    let existed = opts.out_dir.exists();
+    let result = build_in(input, opts);
+    if result.is_err() && !existed {
+        // Only succeeds when empty: a failed build's temporary files are gone by now.
+        let _ = std::fs::remove_dir(&opts.out_dir);
+    }
+    result
+}
+
+/// Bad input unless every `--node` names a node of the plan.
+pub fn check_nodes(plan: &Plan, nodes: &[String]) -> Result<()> {
+    selected_nodes(plan, nodes).map(|_| ())
+}
+
+fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let plan = input.plan;
     check_out_dir(&opts.out_dir)?;
     Staged::clean_stale(&opts.out_dir);
@@ -359,6 +384,7 @@ fn targets<'a>(plan: &Plan, nodes: &[&'a str], fleet: bool) -> Vec<Target<'a>> {
 /// The bytes before and after the root partition: the GPT and the ESP.
 struct DiskEnds {
     head: Vec<u8>,
+    head_keep: output::Keep,
     tail: Vec<u8>,
 }
 
@@ -392,10 +418,23 @@ impl DiskEnds {
             epoch,
         )
         .with_context(|| format!("writing the ESP of {name}"))?;
+        // Everything before the ESP (the GPT and its zero entries) and the ESP's metadata
+        // are mapped, so a flash overwrites what a used disk held there.
+        let mut keep = vec![(0, layout.esp_start)];
+        keep.extend(
+            esp::metadata_extents(&head[es..es + layout.esp_size as usize])?
+                .into_iter()
+                .map(|(s, e)| (layout.esp_start + s, layout.esp_start + e)),
+        );
+        let head_keep = output::Keep::new(keep);
         let mut tail = vec![0u8; (layout.disk_size - layout.root_end()) as usize];
         let tl = tail.len();
         tail[tl - table.tail.len()..].copy_from_slice(&table.tail);
-        Ok(DiskEnds { head, tail })
+        Ok(DiskEnds {
+            head,
+            head_keep,
+            tail,
+        })
     }
 
     /// The whole image: these ends around the cached root.
@@ -403,6 +442,7 @@ impl DiskEnds {
         ImageParts {
             disk_size: layout.disk_size,
             head: &self.head,
+            head_keep: &self.head_keep,
             root_start: layout.root_start,
             root_file,
             root_size: layout.root_size,

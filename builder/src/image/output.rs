@@ -7,6 +7,7 @@
 //! the same for every node, so its data ranges, their checksums and its zstd frame are
 //! computed once per build.
 
+use crate::error::InputError;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -39,92 +40,135 @@ impl Range {
     }
 }
 
+/// Hashed runs of consecutive mapped blocks, built block by block in increasing order.
+#[derive(Default)]
+struct Runs {
+    out: Vec<Range>,
+    cur: Option<(u64, u64, Sha256)>,
+}
+
+impl Runs {
+    fn push(&mut self, block: u64, bytes: &[u8]) {
+        match &mut self.cur {
+            Some((_, last, h)) if *last + 1 == block => {
+                h.update(bytes);
+                *last = block;
+            }
+            _ => {
+                self.flush();
+                let mut h = Sha256::new();
+                h.update(bytes);
+                self.cur = Some((block, block, h));
+            }
+        }
+    }
+    fn flush(&mut self) {
+        if let Some((first, last, h)) = self.cur.take() {
+            self.out.push(Range {
+                first,
+                last,
+                sha256: hex::encode(h.finalize()),
+            });
+        }
+    }
+    fn finish(mut self) -> Vec<Range> {
+        self.flush();
+        self.out
+    }
+}
+
+/// Byte intervals `[start, end)` sorted and merged, for block-membership tests.
+#[derive(Debug, Clone, Default)]
+pub struct Keep(Vec<(u64, u64)>);
+
+impl Keep {
+    pub fn new(mut v: Vec<(u64, u64)>) -> Keep {
+        v.retain(|(s, e)| s < e);
+        v.sort();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        Keep(out)
+    }
+    /// Whether any byte of `[start, end)` is kept.
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let i = self.0.partition_point(|(_, e)| *e <= start);
+        self.0.get(i).is_some_and(|(s, _)| *s < end)
+    }
+    pub fn intervals(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+}
+
 /// Runs of non-zero blocks of an in-memory region, with their checksums; block numbers
 /// start at `first_block`.
 pub fn nonzero_ranges(bytes: &[u8], first_block: u64) -> Vec<Range> {
-    let mut out = Vec::new();
-    let mut run: Option<(u64, Sha256)> = None;
+    mapped_ranges(bytes, first_block, &Keep::default())
+}
+
+/// Runs of the blocks of an in-memory region that hold data or that `keep` (byte
+/// intervals of `bytes`) marks as metadata: a zero block of a partition table or a file
+/// system's allocation tables means something, and a disk flashed with this map must get
+/// it written over whatever the disk held before.
+pub fn mapped_ranges(bytes: &[u8], first_block: u64, keep: &Keep) -> Vec<Range> {
+    let mut runs = Runs::default();
     let n = bytes.len().div_ceil(BLOCK as usize);
     for i in 0..n {
-        let chunk = &bytes[i * BLOCK as usize..((i + 1) * BLOCK as usize).min(bytes.len())];
+        let (s, e) = (
+            i * BLOCK as usize,
+            ((i + 1) * BLOCK as usize).min(bytes.len()),
+        );
+        let chunk = &bytes[s..e];
         // A slice compare is a memcmp, fast even in unoptimised test builds.
-        let zero = chunk == &ZEROS[..chunk.len()];
-        match (&mut run, zero) {
-            (Some((_, h)), false) => h.update(chunk),
-            (None, false) => {
-                let mut h = Sha256::new();
-                h.update(chunk);
-                run = Some((i as u64, h));
-            }
-            (Some(_), true) => {
-                let (start, h) = run.take().expect("run is some");
-                out.push(Range {
-                    first: first_block + start,
-                    last: first_block + i as u64 - 1,
-                    sha256: hex::encode(h.finalize()),
-                });
-            }
-            (None, true) => {}
+        if chunk != &ZEROS[..chunk.len()] || keep.touches(s as u64, e as u64) {
+            runs.push(first_block + i as u64, chunk);
         }
     }
-    if let Some((start, h)) = run {
-        out.push(Range {
-            first: first_block + start,
-            last: first_block + n as u64 - 1,
-            sha256: hex::encode(h.finalize()),
-        });
-    }
-    out
+    runs.finish()
 }
 
 /// Data runs of a (sparse) file: holes found with `SEEK_DATA`/`SEEK_HOLE`, then zero
 /// blocks inside the data skipped too, so the result does not depend on how the file
 /// system stored it.
 pub fn file_ranges(path: &Path) -> Result<Vec<Range>> {
+    file_ranges_keeping(path, &Keep::default())
+}
+
+/// Like [`file_ranges`], but blocks touching `keep` (byte intervals of the file) are
+/// mapped even when they are zeros or holes.
+pub fn file_ranges_keeping(path: &Path, keep: &Keep) -> Result<Vec<Range>> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let len = f.metadata()?.len();
-    let mut out = Vec::new();
+    let mut wanted: Vec<(u64, u64)> = data_extents(&f, len)?;
+    wanted.extend(keep.intervals().iter().copied());
+    let wanted = Keep::new(
+        wanted
+            .into_iter()
+            .map(|(s, e)| (s / BLOCK * BLOCK, (e.div_ceil(BLOCK) * BLOCK).min(len)))
+            .collect(),
+    );
+    let mut runs = Runs::default();
     let mut buf = vec![0u8; 8 << 20];
-    for (start, end) in data_extents(&f, len)? {
-        let start = start / BLOCK * BLOCK;
-        let end = end.div_ceil(BLOCK) * BLOCK;
+    for &(start, end) in wanted.intervals() {
         let mut pos = start;
-        while pos < end.min(len) {
-            let n = ((end.min(len) - pos) as usize).min(buf.len());
-            f.read_exact_at(&mut buf[..n], pos)?;
-            for r in nonzero_ranges(&buf[..n], pos / BLOCK) {
-                match out.last_mut() {
-                    // Runs that continue across our read chunks are joined below.
-                    Some(prev) if continues(prev, &r) => {
-                        let merged = join(&f, prev, &r)?;
-                        *prev = merged;
-                    }
-                    _ => out.push(r),
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            f.read_exact_at(&mut buf[..n], pos)
+                .with_context(|| format!("reading {}", path.display()))?;
+            for (i, chunk) in buf[..n].chunks(BLOCK as usize).enumerate() {
+                let at = pos + (i as u64) * BLOCK;
+                if chunk != &ZEROS[..chunk.len()] || keep.touches(at, at + chunk.len() as u64) {
+                    runs.push(at / BLOCK, chunk);
                 }
             }
             pos += n as u64;
         }
     }
-    Ok(out)
-}
-
-fn continues(prev: &Range, next: &Range) -> bool {
-    prev.last + 1 == next.first
-}
-
-/// Re-hashes a joined run from the file (rare: only at 8 MiB read boundaries).
-fn join(f: &File, a: &Range, b: &Range) -> Result<Range> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; BLOCK as usize];
-    for blk in a.first..=b.last {
-        f.read_exact_at(&mut buf, blk * BLOCK)?;
-        h.update(&buf);
-    }
-    Ok(Range {
-        first: a.first,
-        last: b.last,
-        sha256: hex::encode(h.finalize()),
-    })
+    Ok(runs.finish())
 }
 
 /// `(start, end)` byte extents holding data, by `SEEK_DATA`/`SEEK_HOLE`; the whole file
@@ -149,8 +193,8 @@ fn data_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// Copies the given block ranges of `src` into `dst` at byte offset `at`, leaving holes
-/// elsewhere.
+/// Copies the given block ranges of `src` into `dst` (a new, sparse file) at byte offset
+/// `at`, leaving holes elsewhere.
 pub fn copy_ranges(
     src: &Path,
     ranges: &[Range],
@@ -166,7 +210,12 @@ pub fn copy_ranges(
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
             f.read_exact_at(&mut buf[..n], pos)?;
-            dst.write_all_at(&buf[..n], at + pos)?;
+            // Mapped zero blocks stay holes: `dst` reads as zeros there already.
+            for (i, chunk) in buf[..n].chunks(BLOCK as usize).enumerate() {
+                if chunk != &ZEROS[..chunk.len()] {
+                    dst.write_all_at(chunk, at + pos + (i as u64) * BLOCK)?;
+                }
+            }
             progress(n as u64);
             pos += n as u64;
         }
@@ -179,6 +228,9 @@ pub struct ImageParts<'a> {
     pub disk_size: u64,
     /// Bytes `[0, head.len())`.
     pub head: &'a [u8],
+    /// Byte intervals of `head` mapped even where zero: the partition table area and the
+    /// ESP's metadata and allocated clusters (see [`crate::esp::metadata_extents`]).
+    pub head_keep: &'a Keep,
     pub root_start: u64,
     pub root_file: &'a Path,
     pub root_size: u64,
@@ -188,17 +240,20 @@ pub struct ImageParts<'a> {
 }
 
 impl ImageParts<'_> {
-    /// The bmap ranges of the whole image: head and tail scanned, root ranges shifted.
+    /// The bmap ranges of the whole image: the head's data and metadata, the root's
+    /// ranges shifted, and the whole tail (it ends in the backup GPT, whose zero entries
+    /// count as much as the others).
     pub fn ranges(&self) -> Vec<Range> {
-        let mut r = nonzero_ranges(self.head, 0);
+        let mut r = mapped_ranges(self.head, 0, self.head_keep);
         r.extend(
             self.root_ranges
                 .iter()
                 .map(|x| x.shifted(self.root_start / BLOCK)),
         );
-        r.extend(nonzero_ranges(
+        r.extend(mapped_ranges(
             self.tail,
             (self.root_start + self.root_size) / BLOCK,
+            &Keep::new(vec![(0, self.tail.len() as u64)]),
         ));
         r
     }
@@ -332,33 +387,130 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Output files written under temporary names and renamed into place by [`commit`];
+/// Output files written under temporary names and committed together by [`commit`];
 /// dropped without commit, every temporary file is removed.
+///
+/// Temporary files are created exclusively (`O_EXCL`, `O_NOFOLLOW`), so a file or link
+/// planted under the name is never reused, and get their final mode at once. The commit
+/// is all-or-nothing for a failure, and recoverable for a kill:
+///
+/// 1. every final name is checked first (a folder in the way fails before any rename);
+/// 2. a journal `.hcikit-commit-<pid>` lists each final name and whether it existed; the
+///    existing ones are kept under backup names (hard links);
+/// 3. the *seal* files (`manifest.json`, `SHA256SUMS`) are removed, the other files
+///    renamed into place, then the seal files: a folder whose `SHA256SUMS` exists always
+///    holds one build's files;
+/// 4. the backups and the journal are removed.
+///
+/// A failed rename rolls every step back. A killed commit leaves its journal; the next
+/// build into the folder ([`Staged::clean_stale`]) rolls it back, and `hcikit flash`
+/// refuses images next to a journal.
 ///
 /// [`commit`]: Staged::commit
 pub struct Staged {
     dir: PathBuf,
-    files: Vec<(PathBuf, PathBuf)>,
+    files: Vec<StagedFile>,
     committed: bool,
 }
 
+struct StagedFile {
+    tmp: PathBuf,
+    name: String,
+    seal: bool,
+}
+
+/// Prefix of a commit journal's name; the writer's process id follows.
+pub const JOURNAL_PREFIX: &str = ".hcikit-commit-";
+
+/// Names that seal a build's output set: renamed last, removed first.
+const SEALS: [&str; 2] = ["manifest.json", "SHA256SUMS"];
+
+fn backup_name(name: &str, pid: u32) -> String {
+    format!(".{name}.old-{pid}")
+}
+
+/// The process id in a name `…<marker><pid>[-<n>]`.
+fn pid_after(name: &str, marker: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(marker)?;
+    rest.split('-').next()?.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Journal lines: `<final name>\t<1 if it existed>`.
+fn read_journal(path: &Path) -> Vec<(String, bool)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, existed) = l.split_once('\t')?;
+            // Only plain names: a journal is never a way to touch other folders.
+            (!name.is_empty() && !name.contains('/') && name != "." && name != "..")
+                .then(|| (name.to_string(), existed == "1"))
+        })
+        .collect()
+}
+
+/// Undoes a commit from its journal: restores backups, removes new files that had no
+/// predecessor, then the journal.
+fn roll_back(dir: &Path, journal: &Path, pid: u32) {
+    for (name, existed) in read_journal(journal) {
+        let fin = dir.join(&name);
+        let backup = dir.join(backup_name(&name, pid));
+        if existed {
+            if backup.exists() {
+                let _ = std::fs::rename(&backup, &fin);
+                // Renaming a hard link onto its own inode (a file not yet replaced) does
+                // nothing and keeps both names.
+                let _ = std::fs::remove_file(&backup);
+            }
+        } else {
+            let _ = std::fs::remove_file(&fin);
+        }
+    }
+    let _ = std::fs::remove_file(journal);
+    sync_dir(dir);
+}
+
+fn sync_dir(dir: &Path) {
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+}
+
 impl Staged {
-    /// Removes temporary files that an interrupted build (killed, Ctrl-C) left in `dir`:
-    /// those whose process no longer runs.
+    /// Cleans up after interrupted builds (killed, Ctrl-C) in `dir`: rolls back commits
+    /// whose process no longer runs, and removes their temporary files and backups.
     pub fn clean_stale(dir: &Path) {
+        Self::clean_stale_with(dir, process_alive)
+    }
+
+    fn clean_stale_with(dir: &Path, alive: impl Fn(u32) -> bool) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some((_, pid)) = name.rsplit_once(".partial-") else {
-                continue;
-            };
-            if name.starts_with('.')
-                && pid.parse::<u32>().is_ok()
-                && !Path::new("/proc").join(pid).exists()
+        let names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        // Journals first: a roll-back needs the backups.
+        for name in &names {
+            if let Some(pid) = name
+                .strip_prefix(JOURNAL_PREFIX)
+                .and_then(|p| p.parse::<u32>().ok())
             {
-                let _ = std::fs::remove_file(e.path());
+                if !alive(pid) {
+                    roll_back(dir, &dir.join(name), pid);
+                }
+            }
+        }
+        for name in &names {
+            if !name.starts_with('.') {
+                continue;
+            }
+            let pid = pid_after(name, ".partial-").or_else(|| pid_after(name, ".old-"));
+            if pid.is_some_and(|p| !alive(p)) {
+                let _ = std::fs::remove_file(dir.join(name));
             }
         }
     }
@@ -373,40 +525,158 @@ impl Staged {
 
     /// A new temporary file for the final name `name`, with the given mode.
     pub fn create(&mut self, name: &str, mode: u32) -> Result<(File, PathBuf)> {
-        let tmp = self
-            .dir
-            .join(format!(".{name}.partial-{}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        self.files.push((tmp.clone(), self.dir.join(name)));
-        Ok((f, tmp))
+        let pid = std::process::id();
+        for n in 0..1000 {
+            let tmp = self.dir.join(format!(".{name}.partial-{pid}-{n}"));
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(mode)
+                .open(&tmp);
+            match opened {
+                Ok(f) => {
+                    // The umask may have cut bits from the creation mode.
+                    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+                        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
+                    self.files.push(StagedFile {
+                        tmp: tmp.clone(),
+                        name: name.to_string(),
+                        seal: SEALS.contains(&name),
+                    });
+                    return Ok((f, tmp));
+                }
+                // Someone else's file (or link) under our name: never reused.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", tmp.display())),
+            }
+        }
+        anyhow::bail!(
+            "cannot create a temporary file for {name} in {}: 1000 names taken",
+            self.dir.display()
+        )
     }
 
-    /// Renames every file to its final name.
-    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
-        let mut done = Vec::new();
-        for (tmp, fin) in &self.files {
-            File::open(tmp)?.sync_all()?;
-            std::fs::rename(tmp, fin)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), fin.display()))?;
-            done.push(fin.clone());
+    /// Moves every file to its final name, all or nothing (see the type's documentation).
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        self.commit_steps(usize::MAX)
+    }
+
+    /// The commit, stopping as if killed after `renames` renames (tests).
+    fn commit_steps(mut self, renames: usize) -> Result<Vec<PathBuf>> {
+        for f in &self.files {
+            File::open(&f.tmp)?.sync_all()?;
         }
-        self.committed = true;
-        Ok(done)
+        let mut existed = Vec::new();
+        for f in &self.files {
+            let fin = self.dir.join(&f.name);
+            match std::fs::symlink_metadata(&fin) {
+                Ok(m) if m.is_file() || m.file_type().is_symlink() => existed.push(true),
+                Ok(_) => {
+                    return Err(InputError::new(format!(
+                        "cannot write {}: something that is not a file is in the way; nothing was replaced",
+                        fin.display()
+                    ))
+                    .into())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => existed.push(false),
+                Err(e) => return Err(e).with_context(|| format!("checking {}", fin.display())),
+            }
+        }
+        let pid = std::process::id();
+        let journal = self.dir.join(format!("{JOURNAL_PREFIX}{pid}"));
+        let text: String = self
+            .files
+            .iter()
+            .zip(&existed)
+            .map(|(f, e)| format!("{}\t{}\n", f.name, u8::from(*e)))
+            .collect();
+        {
+            let mut j = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(0o644)
+                .open(&journal)
+                .with_context(|| format!("creating {}", journal.display()))?;
+            j.write_all(text.as_bytes())?;
+            j.sync_all()?;
+        }
+        let result = (|| -> Result<Vec<PathBuf>> {
+            for (f, e) in self.files.iter().zip(&existed) {
+                if *e {
+                    let (fin, backup) = (
+                        self.dir.join(&f.name),
+                        self.dir.join(backup_name(&f.name, pid)),
+                    );
+                    let _ = std::fs::remove_file(&backup);
+                    std::fs::hard_link(&fin, &backup).with_context(|| {
+                        format!("keeping {} as {}", fin.display(), backup.display())
+                    })?;
+                }
+            }
+            sync_dir(&self.dir);
+            for f in self.files.iter().filter(|f| f.seal) {
+                let fin = self.dir.join(&f.name);
+                match std::fs::remove_file(&fin) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", fin.display()))
+                    }
+                    _ => {}
+                }
+            }
+            sync_dir(&self.dir);
+            let order = self
+                .files
+                .iter()
+                .filter(|f| !f.seal)
+                .chain(self.files.iter().filter(|f| f.seal));
+            let mut done = Vec::new();
+            for (i, f) in order.enumerate() {
+                if i == renames {
+                    return Err(anyhow::anyhow!("stopped after {renames} renames"));
+                }
+                let fin = self.dir.join(&f.name);
+                std::fs::rename(&f.tmp, &fin).with_context(|| {
+                    format!("renaming {} to {}", f.tmp.display(), fin.display())
+                })?;
+                done.push(fin);
+            }
+            sync_dir(&self.dir);
+            Ok(done)
+        })();
+        match result {
+            Ok(done) => {
+                for (f, e) in self.files.iter().zip(&existed) {
+                    if *e {
+                        let _ = std::fs::remove_file(self.dir.join(backup_name(&f.name, pid)));
+                    }
+                }
+                std::fs::remove_file(&journal)
+                    .with_context(|| format!("removing {}", journal.display()))?;
+                sync_dir(&self.dir);
+                self.committed = true;
+                Ok(done)
+            }
+            Err(e) if renames != usize::MAX => {
+                // A simulated kill: leave everything as a killed process would.
+                self.committed = true;
+                Err(e)
+            }
+            Err(e) => {
+                roll_back(&self.dir, &journal, pid);
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
-            for (tmp, _) in &self.files {
-                let _ = std::fs::remove_file(tmp);
+            for f in &self.files {
+                let _ = std::fs::remove_file(&f.tmp);
             }
         }
     }
@@ -431,6 +701,37 @@ mod tests {
             hex::encode(Sha256::digest(&b[..2 * BLOCK as usize]))
         );
         assert!(nonzero_ranges(&[0; 9000], 0).is_empty());
+    }
+
+    #[test]
+    fn kept_zero_blocks_are_mapped() {
+        let mut b = vec![0u8; 6 * BLOCK as usize];
+        b[5 * BLOCK as usize] = 9;
+        // Bytes 100..200 touch block 0; 3 * BLOCK - 1 .. 3 * BLOCK + 1 touches 2 and 3.
+        let keep = Keep::new(vec![(3 * BLOCK - 1, 3 * BLOCK + 1), (100, 200), (150, 160)]);
+        assert_eq!(
+            keep.intervals(),
+            [(100, 200), (3 * BLOCK - 1, 3 * BLOCK + 1)]
+        );
+        let spans: Vec<_> = mapped_ranges(&b, 10, &keep)
+            .iter()
+            .map(|r| (r.first, r.last))
+            .collect();
+        assert_eq!(spans, [(10, 10), (12, 13), (15, 15)]);
+        assert!(!keep.touches(200, BLOCK) && keep.touches(0, 101));
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = create_private(&p).unwrap();
+        f.set_len(8 * BLOCK).unwrap();
+        f.write_all_at(&[1], 7 * BLOCK).unwrap();
+        let r = file_ranges_keeping(&p, &Keep::new(vec![(BLOCK, 3 * BLOCK)])).unwrap();
+        let spans: Vec<_> = r.iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(spans, [(1, 2), (7, 7)]);
+        assert_eq!(
+            r[0].sha256,
+            hex::encode(Sha256::digest(vec![0u8; 2 * BLOCK as usize]))
+        );
     }
 
     #[test]
@@ -463,6 +764,137 @@ mod tests {
         }
         Staged::clean_stale(dir.path());
         assert!(!dead.exists() && live.exists() && other.exists());
+    }
+
+    /// Every file in a folder by name with its bytes (folders as `<dir>`).
+    fn folder(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let bytes = if e.file_type().unwrap().is_dir() {
+                    b"<dir>".to_vec()
+                } else {
+                    std::fs::read(e.path()).unwrap()
+                };
+                (e.file_name().to_string_lossy().into_owned(), bytes)
+            })
+            .collect()
+    }
+
+    fn stage_set(dir: &Path, tag: &str) -> Staged {
+        let mut s = Staged::new(dir);
+        for name in [
+            "a.img",
+            "a.img.bmap",
+            "b.img",
+            "manifest.json",
+            "SHA256SUMS",
+        ] {
+            let (mut f, _) = s.create(name, 0o600).unwrap();
+            f.write_all(format!("{tag} {name}").as_bytes()).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn planted_temporary_names_are_never_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        let planted = dir.path().join(format!(".a.img.partial-{pid}-0"));
+        std::fs::write(&planted, b"someone else's").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let target = elsewhere.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.path().join(format!(".a.img.partial-{pid}-1")))
+            .unwrap();
+        let mut s = Staged::new(dir.path());
+        let (mut f, tmp) = s.create("a.img", 0o600).unwrap();
+        f.write_all(b"ours").unwrap();
+        assert_eq!(tmp, dir.path().join(format!(".a.img.partial-{pid}-2")));
+        assert_eq!(std::fs::read(&planted).unwrap(), b"someone else's");
+        assert!(!target.exists(), "followed a planted link");
+        s.commit().unwrap();
+        let fin = dir.path().join("a.img");
+        let m = std::fs::metadata(&fin).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&m),
+            nix::unistd::getuid().as_raw()
+        );
+        assert_eq!(std::fs::read(&fin).unwrap(), b"ours");
+    }
+
+    #[test]
+    fn a_folder_in_the_way_fails_before_anything_is_replaced() {
+        for blocker in ["b.img", "SHA256SUMS", "a.img"] {
+            let dir = tempfile::tempdir().unwrap();
+            stage_set(dir.path(), "old").commit().unwrap();
+            std::fs::remove_file(dir.path().join(blocker)).unwrap();
+            std::fs::create_dir_all(dir.path().join(blocker).join("x")).unwrap();
+            let before = folder(dir.path());
+            let err = stage_set(dir.path(), "new").commit().unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), 2, "{err:#}");
+            assert!(format!("{err:#}").contains(blocker), "{err:#}");
+            assert_eq!(folder(dir.path()), before, "{blocker}: the folder changed");
+        }
+    }
+
+    #[test]
+    fn a_failed_rename_rolls_the_whole_commit_back() {
+        // The last non-seal rename fails (its temporary name is now a folder, which
+        // cannot replace a file): a.img was already replaced and the seals removed.
+        let dir = tempfile::tempdir().unwrap();
+        stage_set(dir.path(), "old").commit().unwrap();
+        let before = folder(dir.path());
+        let s = stage_set(dir.path(), "new");
+        let tmp = s
+            .files
+            .iter()
+            .find(|f| f.name == "b.img")
+            .unwrap()
+            .tmp
+            .clone();
+        std::fs::remove_file(&tmp).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        assert!(s.commit().is_err());
+        std::fs::remove_dir(&tmp).unwrap();
+        assert_eq!(folder(dir.path()), before);
+    }
+
+    #[test]
+    fn a_commit_killed_at_any_step_is_rolled_back_by_the_next_build() {
+        for had_old in [true, false] {
+            for k in 0..5 {
+                let dir = tempfile::tempdir().unwrap();
+                if had_old {
+                    stage_set(dir.path(), "old").commit().unwrap();
+                }
+                let before = folder(dir.path());
+                let _ = stage_set(dir.path(), "new").commit_steps(k);
+                // Right after the kill: a present SHA256SUMS always belongs to the
+                // files beside it.
+                let now = folder(dir.path());
+                if let Some(sums) = now.get("SHA256SUMS") {
+                    let tag = String::from_utf8_lossy(sums)
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    for n in ["a.img", "a.img.bmap", "b.img", "manifest.json"] {
+                        let v = String::from_utf8_lossy(&now[n]).into_owned();
+                        assert!(v.starts_with(&tag), "step {k}: {n} is {v}, sums {tag}");
+                    }
+                }
+                Staged::clean_stale_with(dir.path(), |_| false);
+                assert_eq!(
+                    folder(dir.path()),
+                    before,
+                    "killed after {k} renames, old set {had_old}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -95,8 +95,9 @@ pub(super) fn ensure_root(key: &str, layout: &Layout, opts: &BuildOptions) -> Re
             });
         }
     }
+    clean_stale_work(&opts.cache_dir);
     let work = tempfile::Builder::new()
-        .prefix(&format!(".build-{key}-"))
+        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir_in(&opts.cache_dir)
         .context("creating a cache work folder")?;
     let meta = build_root(key, layout, opts, work.path())?;
@@ -120,6 +121,30 @@ pub(super) fn ensure_root(key: &str, layout: &Layout, opts: &BuildOptions) -> Re
         meta,
         cached: false,
     })
+}
+
+/// Prefix of a root build's work folder in the cache; the builder's process id follows.
+const WORK_PREFIX: &str = ".build-";
+
+/// Removes work folders of root builds whose process no longer runs (killed, Ctrl-C):
+/// they hold the decompressed base and root tar, gigabytes for a real base.
+fn clean_stale_work(cache: &Path) {
+    let Ok(rd) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(WORK_PREFIX) else {
+            continue;
+        };
+        // Folders of older versions carry the cache key (hex) instead of a process id:
+        // it rarely parses as the id of a running process, and they are stale anyway.
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists());
+        if !alive && e.path().is_dir() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Removes old root entries, keeping the newest [`CACHE_KEEP`] besides `current`.
@@ -172,7 +197,10 @@ pub fn hcikit_layer(overlay: &[Item], agent: &Path) -> Result<Vec<Item>> {
 
 fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> Result<RootMeta> {
     let t = opts.progress.task("reading base", None);
-    let base_tar = rootfs::plain_base(&opts.base, &work.join("base.tar"))?;
+    // A base can never hold more than the root file system takes; twice that (tar headers,
+    // padding) bounds what a small compressed archive may unpack to in the cache.
+    let limit = 2 * layout.root_size + (64 << 20);
+    let base_tar = rootfs::plain_base(&opts.base, &work.join("base.tar"), limit)?;
     let base = rootfs::index_base(&base_tar, &opts.base)?;
     let (kernel, initrd) = rootfs::find_kernel(&base).ok_or_else(|| {
         InputError::new(format!(
@@ -191,15 +219,15 @@ fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> R
                 esp::SYSTEMD_BOOT
             ))
         })?;
-    std::fs::write(work.join("vmlinuz"), rootfs::read_item(kernel, &base_tar)?)?;
-    std::fs::write(
-        work.join("initrd.img"),
-        rootfs::read_item(initrd, &base_tar)?,
-    )?;
-    std::fs::write(
-        work.join("systemd-bootx64.efi"),
-        rootfs::read_item(sdboot, &base_tar)?,
-    )?;
+    for (name, item) in [
+        ("vmlinuz", kernel),
+        ("initrd.img", initrd),
+        ("systemd-bootx64.efi", sdboot),
+    ] {
+        let to = work.join(name);
+        std::fs::write(&to, rootfs::read_item(item, &base_tar)?)
+            .with_context(|| format!("writing {}", to.display()))?;
+    }
     let epoch = match opts.epoch {
         Some(e) => e,
         None => newest_mtime(&base_tar)?,
@@ -211,11 +239,13 @@ fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> R
     let ours = hcikit_layer(&overlay, &opts.agent)?;
     let merged = rootfs::merge(vec![base, overlay, ours]);
     let tar_path = work.join("root.tar");
-    let out = std::io::BufWriter::new(std::fs::File::create(&tar_path)?);
-    rootfs::write_tar(&merged, Some(&base_tar), out, epoch)?
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    let out = std::io::BufWriter::new(
+        std::fs::File::create(&tar_path)
+            .with_context(|| format!("creating {}", tar_path.display()))?,
+    );
+    rootfs::write_tar(&merged, Some(&base_tar), out, epoch)
+        .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+        .with_context(|| format!("writing the root tree to {}", tar_path.display()))?;
     t.finish("done");
 
     let t = opts.progress.task("making ext4 root", None);
@@ -229,7 +259,14 @@ fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> R
     let ext_path = work.join("root.ext4");
     ext4::make(&tar_path, &ext_path, &ext, work).map_err(|e| {
         let msg = format!("{e:#}");
-        if msg.contains("Could not allocate block") || msg.contains("No space left") || msg.contains("too big to create") || msg.contains("inode table") {
+        if msg.contains("too big to create") {
+            anyhow::Error::new(InputError::new(format!(
+                "image.disk-size {} MiB is too large: mke2fs cannot create a root file system of {} MiB",
+                layout.disk_size >> 20,
+                layout.root_size >> 20
+            )))
+            .context(msg)
+        } else if msg.contains("Could not allocate block") || msg.contains("No space left") || msg.contains("inode table") {
             anyhow::Error::new(InputError::new(format!(
                 "image.disk-size {} MiB is too small for the root filesystem ({} MiB of root partition)",
                 layout.disk_size >> 20,
@@ -240,7 +277,11 @@ fn build_root(key: &str, layout: &Layout, opts: &BuildOptions, work: &Path) -> R
             e
         }
     })?;
-    let ranges = output::file_ranges(&ext_path)?;
+    // Every block the file system uses is mapped, zeros included (inode tables, journal,
+    // empty directory blocks, zero pages of files): a flash onto a used disk must not
+    // leave what the disk held there.
+    let used = output::Keep::new(ext4::used_extents(&ext_path)?);
+    let ranges = output::file_ranges_keeping(&ext_path, &used)?;
     t.finish("done");
     Ok(RootMeta {
         key: key.to_string(),

@@ -229,13 +229,27 @@ pub fn compression_of(path: &Path) -> Result<Compression> {
 
 /// A plain, seekable tar of the base: the file itself if uncompressed, else a
 /// decompressed copy at `scratch`.
-pub fn plain_base(base: &Path, scratch: &Path) -> Result<PathBuf> {
+pub fn plain_base(base: &Path, scratch: &Path, limit: u64) -> Result<PathBuf> {
     let comp = compression_of(base)?;
     let input = File::open(base).map_err(|e| {
         InputError::new(format!("cannot read base archive {}: {e}", base.display()))
     })?;
+    let too_big = || -> anyhow::Error {
+        InputError::new(format!(
+            "base archive {} holds more than {} MiB, more than the root file system of \
+             image.disk-size can take",
+            base.display(),
+            limit >> 20
+        ))
+        .into()
+    };
     let reader: Box<dyn Read> = match comp {
-        Compression::None => return Ok(base.to_path_buf()),
+        Compression::None => {
+            if input.metadata()?.len() > limit {
+                return Err(too_big());
+            }
+            return Ok(base.to_path_buf());
+        }
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::new(input).context("starting zstd decompression")?,
         ),
@@ -247,29 +261,96 @@ pub fn plain_base(base: &Path, scratch: &Path) -> Result<PathBuf> {
             c.arg("-dc").arg(base).stdout(out);
             hcikit_firstboot::cmd::run(&mut c, Some("the Debian package xz-utils"))
                 .map_err(|e| corrupt(base, format!("{e:#}")))?;
+            if std::fs::metadata(scratch)?.len() > limit {
+                return Err(too_big());
+            }
             return Ok(scratch.to_path_buf());
         }
     };
     let mut out = BufWriter::new(
         File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?,
     );
-    let mut reader = reader;
-    io::copy(&mut reader, &mut out).map_err(|e| {
-        InputError::new(format!(
-            "base archive {} is corrupt or truncated: {e}",
-            base.display()
-        ))
+    // One byte more than allowed tells a too-large archive from one that just fits.
+    let mut reader = reader.take(limit + 1);
+    let n = io::copy(&mut reader, &mut out).map_err(|e| {
+        if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            anyhow::Error::new(e).context(format!("writing {}", scratch.display()))
+        } else {
+            corrupt(base, e)
+        }
     })?;
-    out.flush()?;
+    if n > limit {
+        return Err(too_big());
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", scratch.display()))?;
     Ok(scratch.to_path_buf())
 }
 
 fn corrupt(base: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     InputError::new(format!(
-        "base archive {} is corrupt or truncated: {e}",
-        base.display()
+        "base archive {} is corrupt or truncated: {}",
+        base.display(),
+        printable(&e.to_string())
     ))
     .into()
+}
+
+/// `text` with control characters escaped: messages about a garbage archive quote its
+/// bytes, which must not reach the terminal raw.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Bad input unless every entry stays inside the tree the archive describes: no entry
+/// below a path that the archive makes a symlink (it would be written wherever the link
+/// points), and hard links only to earlier regular files of the archive.
+fn check_links(items: &[Item], shown: &Path) -> Result<()> {
+    let links: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|i| matches!(i.kind, Kind::Symlink(_)))
+        .map(|i| i.path.as_str())
+        .collect();
+    let mut files = std::collections::BTreeSet::new();
+    for i in items {
+        let mut prefix = i.path.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if links.contains(parent) {
+                return Err(InputError::new(format!(
+                    "base archive {}: entry {} lies below {parent}, which the archive makes a symlink; \
+                     such an entry would be written wherever the link points",
+                    shown.display(),
+                    printable(&i.path)
+                ))
+                .into());
+            }
+            prefix = parent;
+        }
+        match &i.kind {
+            Kind::File => {
+                files.insert(i.path.as_str());
+            }
+            Kind::Hardlink(target) if !files.contains(target.as_str()) => {
+                return Err(InputError::new(format!(
+                    "base archive {}: entry {} is a hard link to {}, which is not an earlier file of the archive",
+                    shown.display(),
+                    printable(&i.path),
+                    printable(target)
+                ))
+                .into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads the entry list of a plain tar without loading file bytes. `shown` names the
@@ -373,6 +454,7 @@ pub fn index_base(tar_path: &Path, shown: &Path) -> Result<Vec<Item>> {
     if items.is_empty() {
         bail!(corrupt(shown, "no entries"));
     }
+    check_links(&items, shown)?;
     Ok(items)
 }
 
@@ -616,6 +698,14 @@ pub fn read_item(item: &Item, base_tar: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_bytes_in_messages_are_escaped() {
+        let e = corrupt(Path::new("b.tar"), "name \u{1b}[31mred\u{7}\r\0");
+        let m = format!("{e:#}");
+        assert!(!m.chars().any(|c| c.is_control()), "{m:?}");
+        assert!(m.contains("\\u{1b}[31mred"), "{m}");
+    }
 
     fn base_file(path: &str, off: u64) -> Item {
         let mut i = Item::file(

@@ -82,8 +82,22 @@ pub struct RootFs {
     pub size: u64,
 }
 
-/// Reads an image (raw or `.zst`) and describes it.
+/// Largest ESP `inspect` reads into memory; hcikit's own are far smaller.
+const MAX_ESP: u64 = 8 << 30;
+
+/// Reads an image (raw or `.zst`) and describes it. Every size read from the image is
+/// checked against the file before it is used, so a crafted or truncated image gives an
+/// error (bad input, naming the image), never a panic, a huge allocation or a hang.
 pub fn inspect(path: &Path) -> Result<Report> {
+    inspect_file(path).with_context(|| format!("inspecting {}", path.display()))
+}
+
+/// Bad input about the image at `path`.
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> anyhow::Error {
+    InputError::new(format!("{}: {what}", path.display())).into()
+}
+
+fn inspect_file(path: &Path) -> Result<Report> {
     if !path.is_file() {
         return Err(InputError::new(format!("{}: no such image file", path.display())).into());
     }
@@ -98,22 +112,40 @@ pub fn inspect(path: &Path) -> Result<Report> {
     };
     let file_sha256 = crate::image::output::sha256_file(path)?;
     let sha256sums_match = sums_match(path, &file_sha256);
+    let disk_size = std::fs::metadata(&raw)?.len();
+    check_gpt_header(&raw).map_err(|e| corrupt(path, format!("no valid GPT: {e}")))?;
     let disk = gpt::GptConfig::new()
         .open(&raw)
-        .map_err(|e| InputError::new(format!("{}: no valid GPT: {e}", path.display())))?;
-    let disk_size = std::fs::metadata(&raw)?.len();
-    let partitions: Vec<PartitionInfo> = disk
-        .partitions()
-        .iter()
-        .map(|(n, p)| PartitionInfo {
+        .map_err(|e| corrupt(path, format!("no valid GPT: {e}")))?;
+    let mut partitions = Vec::new();
+    for (n, p) in disk.partitions() {
+        let bytes = (p.first_lba <= p.last_lba)
+            .then(|| p.last_lba - p.first_lba + 1)
+            .and_then(|sectors| sectors.checked_mul(512))
+            .ok_or_else(|| corrupt(path, format!("partition {n} ends before it starts")))?;
+        let start = p
+            .first_lba
+            .checked_mul(512)
+            .ok_or_else(|| corrupt(path, format!("partition {n} starts beyond any disk")))?;
+        let fits = matches!(start.checked_add(bytes), Some(end) if end <= disk_size);
+        if !fits {
+            return Err(corrupt(
+                path,
+                format!(
+                    "partition {n} ({bytes} bytes at {start}) runs past the end of the image \
+                     ({disk_size} bytes): the image is truncated or its partition table is wrong"
+                ),
+            ));
+        }
+        partitions.push(PartitionInfo {
             number: *n,
             name: p.name.clone(),
             type_guid: p.part_type_guid.guid.to_string().to_uppercase(),
             partuuid: p.part_guid.to_string(),
-            start: p.first_lba * 512,
-            size: (p.last_lba + 1 - p.first_lba) * 512,
-        })
-        .collect();
+            start,
+            size: bytes,
+        });
+    }
     let f = std::fs::File::open(&raw)?;
     let esp_part = partitions
         .iter()
@@ -134,9 +166,20 @@ pub fn inspect(path: &Path) -> Result<Report> {
         root_fs: None,
     };
     if let Some(p) = esp_part {
+        if p.size > MAX_ESP {
+            return Err(corrupt(
+                path,
+                format!(
+                    "the ESP is {} bytes, more than any hcikit image has ({MAX_ESP})",
+                    p.size
+                ),
+            ));
+        }
         let mut bytes = vec![0u8; p.size as usize];
-        f.read_exact_at(&mut bytes, p.start)?;
-        report.esp_files = esp::list_fat(&bytes)?
+        f.read_exact_at(&mut bytes, p.start)
+            .with_context(|| format!("reading the ESP of {}", path.display()))?;
+        report.esp_files = esp::list_fat(&bytes)
+            .map_err(|e| corrupt(path, format!("the ESP is corrupt: {e:#}")))?
             .into_iter()
             .map(|(path, size)| EspFile { path, size })
             .collect();
@@ -149,8 +192,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
                 .find_map(|l| l.strip_prefix("options").map(|o| o.trim().to_string()))
         });
         if let Some(j) = read(layout::ESP_PLAN) {
-            let plan: hcikit_firstboot::plan::Plan =
-                serde_json::from_slice(&j).context("reading hcikit/plan.json")?;
+            let plan: hcikit_firstboot::plan::Plan = serde_json::from_slice(&j)
+                .map_err(|e| corrupt(path, format!("hcikit/plan.json on the ESP: {e}")))?;
             report.plan = Some(PlanSummary {
                 cluster: plan.cluster.name.clone(),
                 domain: plan.cluster.domain.clone(),
@@ -175,7 +218,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
             let dir = layout::esp_node_dir(&n);
             let list = |name: &str| -> Result<Vec<TarEntry>> {
                 match read(&format!("{dir}/{name}")) {
-                    Some(t) => tar_listing(&t),
+                    Some(t) => tar_listing(&t)
+                        .map_err(|e| corrupt(path, format!("{dir}/{name} on the ESP: {e:#}"))),
                     None => Ok(Vec::new()),
                 }
             };
@@ -187,10 +231,28 @@ pub fn inspect(path: &Path) -> Result<Report> {
         }
     }
     if let Some(p) = partitions.iter().find(|p| p.number == 2) {
-        report.root_fs = ext4_superblock(&f, p.start)?;
+        report.root_fs = ext4_superblock(&f, p.start)
+            .map_err(|e| corrupt(path, format!("reading the root file system: {e}")))?;
     }
     report.partitions = partitions;
     Ok(report)
+}
+
+/// The primary GPT header's entry count and size, checked before the `gpt` crate
+/// allocates for them.
+fn check_gpt_header(raw: &Path) -> Result<()> {
+    let f = std::fs::File::open(raw)?;
+    let mut h = [0u8; 92];
+    f.read_exact_at(&mut h, 512)
+        .map_err(|_| anyhow::anyhow!("the file is too short for a partition table"))?;
+    anyhow::ensure!(&h[..8] == b"EFI PART", "no GPT header signature");
+    let count = u32::from_le_bytes(h[80..84].try_into().expect("4 bytes"));
+    let size = u32::from_le_bytes(h[84..88].try_into().expect("4 bytes"));
+    anyhow::ensure!(
+        count <= 1024 && (128..=4096).contains(&size) && size.is_power_of_two(),
+        "partition entry array of {count} entries of {size} bytes"
+    );
+    Ok(())
 }
 
 fn tar_listing(bytes: &[u8]) -> Result<Vec<TarEntry>> {

@@ -69,6 +69,14 @@ pub fn seed_path(spec_dir: &Path, cluster: &str) -> PathBuf {
 pub fn load_or_create_seed(path: &Path) -> Result<Seed> {
     match std::fs::metadata(path) {
         Ok(meta) => {
+            // A folder, FIFO or device is never a seed (a FIFO would block the read).
+            if !meta.is_file() {
+                return Err(InputError::new(format!(
+                    "secrets seed {} is not a regular file; it must hold 64 hex digits",
+                    path.display()
+                ))
+                .into());
+            }
             if meta.permissions().mode() & 0o077 != 0 {
                 return Err(InputError::new(format!(
                     "secrets seed {} is readable by other users (mode {:o}): run `chmod 600 {}`",
@@ -225,6 +233,22 @@ pub fn node_key_files(plan: &Plan, node: &Node, seed: &Seed) -> Result<Vec<NodeF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_that_is_not_a_file_is_bad_input_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("folder.secrets-seed");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let fifo = dir.path().join("fifo.secrets-seed");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A FIFO would block a reader forever: the check must come before any open.
+        for p in [folder, fifo] {
+            let e = load_or_create_seed(&p).unwrap_err();
+            assert_eq!(crate::error::exit_code(&e), 2, "{e:#}");
+            assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        }
+    }
 
     #[test]
     fn derivation_is_stable_and_separated() {

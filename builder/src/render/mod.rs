@@ -38,6 +38,27 @@ use views::realms::domains;
 use views::secrets::SecretView;
 use views::{Entry, Section};
 
+/// `value` with every control character and Unicode line separator written as a visible
+/// escape (`\u{a}`), so that a value can never start a new line, entry or section.
+pub fn one_line(value: &str) -> String {
+    if !value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return value.to_string();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// How to render.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -140,7 +161,11 @@ impl Templates {
         }
         let mut hbs = Handlebars::new();
         hbs.set_strict_mode(true);
-        hbs.register_escape_fn(handlebars::no_escape);
+        // Values are printed as they are, except that none may start a new line: every
+        // target format is line-based (section config, ceph.conf, corosync.conf,
+        // interfaces). Validation refuses such characters in the spec already; this
+        // holds for values from anywhere else too (`{{{…}}}` is never used).
+        hbs.register_escape_fn(one_line);
         hbs.register_helper("join", Box::new(join_helper));
         // The built-in `if`/`unless` treat a missing variable as false even in strict mode,
         // which would let a misspelt condition silently drop a line.

@@ -80,10 +80,36 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Largest spec file read (a spec of 33 nodes is about 10 KiB).
+pub const MAX_SPEC_BYTES: u64 = 4 << 20;
+
+/// Reads a regular file of at most `max` bytes. A FIFO, device or folder is refused
+/// before it is read, and nothing beyond `max + 1` bytes is ever read, so no input file
+/// can block `hcikit` or make it use more memory than that.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Reads, validates and resolves the spec at `spec_path`. Bad input is an [`InputError`]
 /// whose message lists every error diagnostic, one per line.
 pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
-    let text = match std::fs::read_to_string(spec_path) {
+    let text = match read_bounded(spec_path, MAX_SPEC_BYTES).and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }) {
         Ok(t) => t,
         Err(e) => {
             return Err(anyhow::Error::new(InputError::new(format!(
@@ -122,6 +148,7 @@ pub fn load(spec_path: &Path) -> anyhow::Result<Loaded> {
 pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let spec = parse(toml_text).map_err(|d| vec![d])?;
     let (mut diags, parsed) = validate::validate(&spec);
+    diags.extend(control_characters(toml_text));
     let secrets = secrets::read_secrets(&spec, base_dir, &mut diags);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
@@ -163,12 +190,99 @@ pub fn format_errors(diags: &[Diagnostic]) -> String {
     lines.join("\n")
 }
 
+/// Errors for every string value or key of the spec that holds a control character (line
+/// break, tab, escape, NUL, …) or a Unicode line or paragraph separator. No value of a
+/// spec is more than one line of text, and every rendered file format (Proxmox section
+/// config, ceph.conf, corosync.conf, interfaces, authorized_keys) is line-based: one such
+/// character would start a new line, entry or section there. Walking the TOML tree
+/// covers every key, including keys added later and free-form tables (`ceph.config`).
+pub fn control_characters(toml_text: &str) -> Vec<Diagnostic> {
+    fn bad(s: &str) -> Option<char> {
+        s.chars()
+            .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    }
+    fn walk(v: &toml::Value, key: &str, out: &mut Vec<Diagnostic>) {
+        match v {
+            toml::Value::String(s) => {
+                if let Some(c) = bad(s) {
+                    out.push(Diagnostic::error(
+                        key,
+                        format!(
+                            "holds the control character {:?}; values are one line of printable text",
+                            c
+                        ),
+                    ));
+                }
+            }
+            toml::Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    walk(x, &format!("{key}[{i}]"), out);
+                }
+            }
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let shown = if bad(k).is_some() || k.contains('.') || k.is_empty() {
+                        format!("{k:?}")
+                    } else {
+                        k.clone()
+                    };
+                    let path = if key.is_empty() {
+                        shown
+                    } else {
+                        format!("{key}.{shown}")
+                    };
+                    if let Some(c) = bad(k) {
+                        out.push(Diagnostic::error(
+                            &path,
+                            format!("this key holds the control character {c:?}"),
+                        ));
+                    }
+                    walk(x, &path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = toml_text.parse::<toml::Table>() {
+        walk(&toml::Value::Table(v), "", &mut out);
+    }
+    out
+}
+
+/// The dotted key that `line` (1-based) of `text` sets, from the table headers above it:
+/// for parse errors that the TOML reader reports by line only (an integer too large for
+/// 64 bits fails before serde knows the key).
+pub fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (i, l) in text.lines().enumerate().take(line) {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = h.trim().to_string();
+            let n = counts.entry(h.clone()).and_modify(|n| *n += 1).or_insert(0);
+            table = format!("{h}[{n}]");
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = h.trim().to_string();
+        } else if i + 1 == line {
+            let (k, _) = t.split_once('=')?;
+            let k = k.trim().trim_matches('"');
+            return Some(if table.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table}.{k}")
+            });
+        }
+    }
+    None
+}
+
 /// TOML text → raw [`Spec`]. Syntax and type errors stop parsing, so there is at most one;
 /// it is mapped to the dotted key serde was at and the line it points to.
 pub fn parse(toml_text: &str) -> Result<Spec, Diagnostic> {
     let de = toml::Deserializer::new(toml_text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
         let line = inner.span().map(|s| {
             toml_text[..s.start.min(toml_text.len())]
@@ -176,6 +290,12 @@ pub fn parse(toml_text: &str) -> Result<Spec, Diagnostic> {
                 .count()
                 + 1
         });
+        // Errors of the TOML reader itself come without a serde path.
+        if path == "." || path.is_empty() {
+            if let Some(k) = line.and_then(|l| key_at_line(toml_text, l)) {
+                path = k;
+            }
+        }
         serde_error_diagnostic(&path, inner.message(), line)
     })
 }

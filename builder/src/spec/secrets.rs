@@ -90,7 +90,9 @@ pub fn read_secrets(spec: &Spec, base_dir: &Path, diags: &mut Vec<Diagnostic>) -
     }
     for (key, file, id) in files {
         let path = base_dir.join(file);
-        match std::fs::read(&path) {
+        // Secrets end up in files and command lines (128 KiB argv limit): 64 KiB is more
+        // than any password, hash or client key.
+        match super::read_bounded(&path, 64 << 10) {
             Err(e) => diags.push(Diagnostic::error(
                 &key,
                 format!("cannot read {file}: {}", io_reason(&e)),

@@ -318,16 +318,23 @@ pub fn check_storage_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// A Ceph pool name as Proxmox takes it and as a command-line argument can carry it.
+/// Proxmox's API allows `^[^:/\s]+$` (pve-manager `PVE/API2/Ceph/Pool.pm`,
+/// `$ceph_pool_common_options`), and with `add_storages` the name must also be a
+/// storage id (`PVE::JSONSchema::parse_storage_id`, checked by `createpool`). We take
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit: a name starting
+/// with `-` would be read as an option by `pveceph pool create <name>` (pve-common
+/// `PVE::JSONSchema::get_options` parses the command line with Getopt::Long before it
+/// assigns positional arguments).
 pub(crate) fn check_pool_name(n: &str) -> Result<(), String> {
-    let ok = !n.is_empty()
-        && !n.starts_with('.')
+    let ok = n.starts_with(|c: char| c.is_ascii_alphanumeric())
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{n:?} is not a valid pool name; use letters, digits, '-', '_' and '.'"
+            "{n:?} is not a valid pool name; use letters, digits, '-', '_' and '.', starting with a letter or digit"
         ))
     }
 }

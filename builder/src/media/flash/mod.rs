@@ -319,10 +319,37 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     prepare_on(opts, &BlockEnv::current()?)
 }
 
+/// Bad input when the image's folder holds a commit journal (`hcikit::image::output::Staged`):
+/// a build is renaming its outputs there, or was killed doing so, and the image and its
+/// bmap may belong to different builds until the next build rolls that back.
+fn refuse_interrupted_commit(image: &Path) -> Result<()> {
+    let dir = image
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(crate::image::output::JOURNAL_PREFIX) {
+            return Err(InputError::new(format!(
+                "{} holds {name}: a build is writing its outputs there or was interrupted doing so, \
+                 so {} may not match its bmap; wait for it, or run the build again",
+                dir.display(),
+                image.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// [`prepare`] against a given block-device environment.
 pub fn prepare_on(opts: &Options, env: &BlockEnv) -> Result<Prepared> {
     let image = &opts.image;
     let shown = image.display();
+    refuse_interrupted_commit(image)?;
     let compression = sniff(image)?;
     let bmap = if opts.no_bmap {
         None

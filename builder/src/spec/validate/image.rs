@@ -6,6 +6,9 @@ use crate::spec::raw::*;
 use crate::spec::values::*;
 use crate::units::human_size;
 
+/// Largest `image.disk-size` taken (16 TiB).
+const MAX_DISK_SIZE: u64 = 16 << 40;
+
 impl Checker {
     pub(super) fn image(&mut self, spec: &Spec) {
         let im = &spec.image;
@@ -16,6 +19,21 @@ impl Checker {
         if let Some((_, r)) = &disk {
             match r {
                 Err(m) => self.err("image.disk-size", m.clone()),
+                // The partitions are aligned to 1 MiB; `build` would refuse it later.
+                Ok(v) if v % (1 << 20) != 0 => self.err(
+                    "image.disk-size",
+                    format!("{v} bytes is not a whole number of MiB; use a size like \"8G\" or \"4352M\""),
+                ),
+                // Larger images take hours to checksum and flash, and mke2fs's limits
+                // (resize_inode reserve, 2^32 inodes) are near; the root grows at first boot.
+                Ok(v) if *v > MAX_DISK_SIZE => self.err(
+                    "image.disk-size",
+                    format!(
+                        "{} is larger than {}; build a small image, the root file system grows to fill the disk at first boot",
+                        human_size(*v),
+                        human_size(MAX_DISK_SIZE)
+                    ),
+                ),
                 Ok(v) => disk_bytes = *v,
             }
         }

@@ -21,6 +21,7 @@ impl Checker {
         let mut links: BTreeMap<u8, String> = BTreeMap::new();
         let mut gateway_net: Option<String> = None;
         let mut bond_index = 0;
+        let mut cidrs: Vec<(String, ipnet::IpNet)> = Vec::new();
         for (name, n) in spec.networks.iter() {
             let k = format!("networks.{name}");
             if !is_simple_name(name) {
@@ -102,7 +103,20 @@ impl Checker {
                 claim(self, br, format!("{k}.bridge"));
             }
             let net = match parse_network(&n.cidr) {
-                Ok(net) => Some(net),
+                Ok(net) => {
+                    // Networks that share addresses make routing ambiguous, and a second
+                    // corosync link over them adds no redundancy.
+                    for (other, o) in &cidrs {
+                        if o.contains(&net.network()) || net.contains(&o.network()) {
+                            self.err(
+                                format!("{k}.cidr"),
+                                format!("{net} overlaps networks.{other} ({o}); every network needs its own address range"),
+                            );
+                        }
+                    }
+                    cidrs.push((name.to_string(), net));
+                    Some(net)
+                }
                 Err(m) => {
                     self.err(format!("{k}.cidr"), m);
                     None
