@@ -43,6 +43,8 @@ pub enum Command {
     Flash(commands::flash::Args),
     /// Run the whole first boot of every node against the simulated cluster.
     Simulate(commands::simulate::Args),
+    /// Serve a --pxe tree over HTTP and show the fleet's install and first-boot progress.
+    Serve(commands::serve::Args),
     /// Print shell completions.
     Completions {
         /// Shell to generate completions for.
@@ -98,6 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Flash(a) => commands::flash::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         // The same bytes as the checked-in copies under docs/ (see `artifacts`).
         Command::Completions { shell } => print(&crate::artifacts::completions(shell)),
         Command::Man => print(&crate::artifacts::man_page()),

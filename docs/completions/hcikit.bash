@@ -43,6 +43,9 @@ _hcikit() {
             hcikit,schema)
                 cmd="hcikit__subcmd__schema"
                 ;;
+            hcikit,serve)
+                cmd="hcikit__subcmd__serve"
+                ;;
             hcikit,simulate)
                 cmd="hcikit__subcmd__simulate"
                 ;;
@@ -76,6 +79,9 @@ _hcikit() {
             hcikit__subcmd__help,schema)
                 cmd="hcikit__subcmd__help__subcmd__schema"
                 ;;
+            hcikit__subcmd__help,serve)
+                cmd="hcikit__subcmd__help__subcmd__serve"
+                ;;
             hcikit__subcmd__help,simulate)
                 cmd="hcikit__subcmd__help__subcmd__simulate"
                 ;;
@@ -89,7 +95,7 @@ _hcikit() {
 
     case "${cmd}" in
         hcikit)
-            opts="-v -h -V --verbose --help --version validate plan render build inspect flash simulate completions man schema help"
+            opts="-v -h -V --verbose --help --version validate plan render build inspect flash simulate serve completions man schema help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,7 +109,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__build)
-            opts="-o -v -h -V --out --base --mirror --proxmox-key --proxmox-key-sha256 --format --node --cache --agent --fleet --seed --templates --verbose --help --version"
+            opts="-o -v -h -V --out --base --mirror --proxmox-key --proxmox-key-sha256 --format --node --cache --agent --fleet --seed --templates --pxe --pxe-url --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,6 +163,10 @@ _hcikit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pxe-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -197,7 +207,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__help)
-            opts="validate plan render build inspect flash simulate completions man schema help"
+            opts="validate plan render build inspect flash simulate serve completions man schema help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +346,20 @@ _hcikit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hcikit__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hcikit__subcmd__help__subcmd__simulate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -443,6 +467,24 @@ _hcikit() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hcikit__subcmd__serve)
+            opts="-v -h -V --listen --json --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

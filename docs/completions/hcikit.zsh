@@ -84,7 +84,9 @@ _arguments "${_arguments_options[@]}" : \
 '--agent=[The hcikit-firstboot binary to put into the root. Default\: \$HCIKIT_AGENT, or the one next to this executable]:PATH:_files' \
 '--seed=[The cluster'\''s secrets seed (created with mode 0600 if missing, never overwritten). Default\: <spec dir>/<cluster>.secrets-seed]:FILE:_files' \
 '--templates=[A folder of templates that replace the built-in ones file by file]:DIR:_files' \
+'--pxe-url=[The URL OUT/pxe/ will be served at, e.g. http\://10.0.0.5\:8080. Default\: port 8080 on the proxy-DHCP server (iPXE'\''s \${next-server})]:URL:_default' \
 '--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
+'--pxe[Also write OUT/pxe/\: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node'\''s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes\[\].mac]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '-h[Print help (see more with '\''--help'\'')]' \
@@ -136,6 +138,19 @@ _arguments "${_arguments_options[@]}" : \
 '-V[Print version]' \
 '--version[Print version]' \
 ':spec -- The cluster spec, e.g. cluster.toml:_files' \
+&& ret=0
+;;
+(serve)
+_arguments "${_arguments_options[@]}" : \
+'--listen=[Address and port to listen on, e.g. 10.0.0.5\:8080 or 0.0.0.0\:8080]:ADDR:_default' \
+'--json[One JSON object per received report on stdout, for scripts]' \
+'*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
+'*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':dir -- The folder to serve, e.g. out/pxe from `hcikit build --pxe`:_files' \
 && ret=0
 ;;
 (completions)
@@ -209,6 +224,10 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 && ret=0
 ;;
+(serve)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
 (completions)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -244,6 +263,7 @@ _hcikit_commands() {
 'inspect:Show what an image holds\: partitions, ESP files, node identity, checksums' \
 'flash:Write an image to a block device using its bmap, then verify it' \
 'simulate:Run the whole first boot of every node against the simulated cluster' \
+'serve:Serve a --pxe tree over HTTP and show the fleet'\''s install and first-boot progress' \
 'completions:Print shell completions' \
 'man:Print the man page (roff)' \
 'schema:Print the JSON Schema of cluster.toml' \
@@ -276,6 +296,7 @@ _hcikit__subcmd__help_commands() {
 'inspect:Show what an image holds\: partitions, ESP files, node identity, checksums' \
 'flash:Write an image to a block device using its bmap, then verify it' \
 'simulate:Run the whole first boot of every node against the simulated cluster' \
+'serve:Serve a --pxe tree over HTTP and show the fleet'\''s install and first-boot progress' \
 'completions:Print shell completions' \
 'man:Print the man page (roff)' \
 'schema:Print the JSON Schema of cluster.toml' \
@@ -328,6 +349,11 @@ _hcikit__subcmd__help__subcmd__schema_commands() {
     local commands; commands=()
     _describe -t commands 'hcikit help schema commands' commands "$@"
 }
+(( $+functions[_hcikit__subcmd__help__subcmd__serve_commands] )) ||
+_hcikit__subcmd__help__subcmd__serve_commands() {
+    local commands; commands=()
+    _describe -t commands 'hcikit help serve commands' commands "$@"
+}
 (( $+functions[_hcikit__subcmd__help__subcmd__simulate_commands] )) ||
 _hcikit__subcmd__help__subcmd__simulate_commands() {
     local commands; commands=()
@@ -362,6 +388,11 @@ _hcikit__subcmd__render_commands() {
 _hcikit__subcmd__schema_commands() {
     local commands; commands=()
     _describe -t commands 'hcikit schema commands' commands "$@"
+}
+(( $+functions[_hcikit__subcmd__serve_commands] )) ||
+_hcikit__subcmd__serve_commands() {
+    local commands; commands=()
+    _describe -t commands 'hcikit serve commands' commands "$@"
 }
 (( $+functions[_hcikit__subcmd__simulate_commands] )) ||
 _hcikit__subcmd__simulate_commands() {

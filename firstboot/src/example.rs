@@ -85,6 +85,7 @@ fn firstboot() -> Firstboot {
         backoff_secs: 2,
         max_backoff_secs: 30,
         ceph_install: CephInstall::Preinstalled,
+        report_url: None,
     }
 }
 

@@ -175,6 +175,9 @@ pub trait Host {
     /// The run verified (or failed to verify) the effect of its last command for `step`.
     /// Only the simulator records this (in its command log); the journal has it anyway.
     fn verified(&self, _step: &str, _ok: bool) {}
+    /// Sends a fleet progress report to the spec's report URL. Best effort: never fails
+    /// the run. The simulator has no sink and keeps the default, which sends nothing.
+    fn post_report(&self, _url: &str, _report: &crate::report::Report) {}
 }
 
 /// The running node.
@@ -267,6 +270,10 @@ impl Host for RealHost {
             }
         }
         sd_notify_status(line);
+    }
+
+    fn post_report(&self, url: &str, report: &crate::report::Report) {
+        crate::report::send(url, report);
     }
 }
 

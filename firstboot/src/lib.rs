@@ -12,6 +12,7 @@
 //! - [`steps`]: the step model: which steps, their ids, summaries and dependencies.
 //! - [`decide`]: the pure "what next" function over observed state.
 //! - [`run`]: the reconcile loop (observe, decide, act, verify, record).
+//! - [`report`]: the fleet progress message POSTed to `hcikit serve`, and its client.
 //! - [`status`]: `hcikit-firstboot status`, human and JSON.
 //! - [`example`]: the two scenarios as literal Plans, for tests and the simulator.
 
@@ -24,6 +25,7 @@ pub mod host;
 pub mod layout;
 pub mod observe;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod state;
 pub mod status;

@@ -525,6 +525,10 @@ pub struct Firstboot {
     pub backoff_secs: u64,
     pub max_backoff_secs: u64,
     pub ceph_install: CephInstall,
+    /// Where the agent POSTs its stage (`report::Report`), `http://HOST:PORT/PATH`;
+    /// `hcikit serve` listens on `/report`. Absent: no report is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

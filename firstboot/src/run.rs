@@ -16,6 +16,7 @@ use crate::layout::{
 };
 use crate::observe;
 use crate::plan::{Node, Plan};
+use crate::report::Stage;
 use crate::state::{PeerState, State, ZapRecord};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
@@ -296,12 +297,21 @@ pub fn run(h: &dyn Host, plan: &Plan, me: &str) -> Result<()> {
     r.state.attempts.clear();
     r.save()?;
     r.report(&format!("{me}: first-boot cluster run started"));
+    r.post_stage(Stage::Booted);
     r.run_loop()
 }
 
 impl Runner<'_> {
     fn save(&mut self) -> Result<()> {
         self.state.save(self.h, STATE_FILE)
+    }
+
+    /// The fleet report, when the Plan names a sink.
+    fn post_stage(&self, stage: Stage) {
+        if let Some(url) = &self.plan.firstboot.report_url {
+            self.h
+                .post_report(url, &crate::report::Report::now(&self.me.name, stage));
+        }
     }
 
     fn report(&mut self, line: &str) {
@@ -334,6 +344,9 @@ impl Runner<'_> {
                     self.save()?;
                     let me = self.me.name.clone();
                     self.report(&format!("{me}: first boot complete"));
+                    if !self.state.done.contains(&Step::Health.id()) {
+                        self.post_stage(Stage::HealthOk);
+                    }
                     return Ok(());
                 }
                 Decision::Record(step) => {
@@ -367,6 +380,9 @@ impl Runner<'_> {
                     self.state.last_error = Some(error.clone());
                     self.save()?;
                     self.report(&msg);
+                    self.post_stage(Stage::Failed {
+                        reason: format!("step {id}: {error}"),
+                    });
                     self.failure_mail(&id, &error);
                     bail!("{msg}");
                 }
@@ -403,6 +419,9 @@ impl Runner<'_> {
         self.state.wait_since.remove(&id);
         self.state.waiting_for = None;
         self.state.doing = None;
+        if let Some(stage) = crate::report::stage_after(step, &self.state.done) {
+            self.post_stage(stage);
+        }
     }
 
     fn perform(&mut self, action: Action) -> Result<()> {

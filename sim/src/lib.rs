@@ -529,6 +529,13 @@ impl Host for SimHost {
         self.shared.event(&self.name, line.to_string());
     }
 
+    /// No sink in the simulation: the report becomes an event, so tests and the timeline
+    /// see which stages a node would have POSTed.
+    fn post_report(&self, url: &str, report: &hcikit_firstboot::report::Report) {
+        self.shared
+            .event(&self.name, format!("report to {url}: {}", report.stage));
+    }
+
     fn verified(&self, _step: &str, ok: bool) {
         let mut log = lock(&self.shared.log);
         if let Some(e) = log

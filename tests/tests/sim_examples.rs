@@ -145,3 +145,57 @@ fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a bad fault is bad input");
 }
+
+/// With `firstboot.report-url`, every agent reports its stages in order, each once.
+#[test]
+fn agents_report_their_stages_to_the_report_url() {
+    let spec = workspace_root().join("examples/lab.toml");
+    let mut plan = hcikit::spec::load(&spec).expect("example loads").plan;
+    plan.firstboot.report_url = Some("http://10.2.21.5:8080/report".into());
+    let r = sim::simulate(&plan, &SimConfig::default());
+    assert!(r.all_done(), "{:?}", r.outcomes);
+    for node in &plan.nodes {
+        let stages: Vec<&str> = r
+            .events
+            .iter()
+            .filter(|e| e.node == node.name)
+            .filter_map(|e| {
+                e.text
+                    .strip_prefix("report to http://10.2.21.5:8080/report: ")
+            })
+            .collect();
+        // Every lab node has OSDs and waits for HEALTH_OK.
+        assert_eq!(
+            stages,
+            ["booted", "joined", "Ceph up", "HEALTH_OK"],
+            "{}",
+            node.name
+        );
+    }
+}
+
+/// A node whose first boot fails reports `failed` with the step and the reason.
+#[test]
+fn a_failed_first_boot_reports_its_reason() {
+    let spec = workspace_root().join("examples/lab.toml");
+    let mut plan = hcikit::spec::load(&spec).expect("example loads").plan;
+    plan.firstboot.report_url = Some("http://10.2.21.5:8080/report".into());
+    let mut cfg = SimConfig::default();
+    cfg.faults.absent.insert("pve3".into());
+    let r = sim::simulate(&plan, &cfg);
+    let failed: Vec<&str> = r
+        .events
+        .iter()
+        .filter(|e| e.node == "pve1")
+        .filter_map(|e| {
+            e.text
+                .strip_prefix("report to http://10.2.21.5:8080/report: failed: ")
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", r.events);
+    assert!(
+        failed[0].starts_with("step peers: ") && failed[0].contains("pve3"),
+        "{}",
+        failed[0]
+    );
+}

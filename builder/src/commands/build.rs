@@ -64,6 +64,15 @@ pub struct Args {
     /// A folder of templates that replace the built-in ones file by file.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Also write OUT/pxe/: the network-install tree (iPXE script choosing the node by
+    /// MAC, kernel, shared root, each node's disk head and tail, bmaps, pinned SHA-256,
+    /// a dnsmasq example). Every node needs nodes[].mac.
+    #[arg(long)]
+    pub pxe: bool,
+    /// The URL OUT/pxe/ will be served at, e.g. http://10.0.0.5:8080. Default: port 8080
+    /// on the proxy-DHCP server (iPXE's ${next-server}).
+    #[arg(long, value_name = "URL", requires = "pxe")]
+    pub pxe_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -73,6 +82,10 @@ pub enum FormatArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(url) = &args.pxe_url {
+        hcikit_firstboot::report::check_url(url)
+            .map_err(|m| InputError::new(format!("--pxe-url {url:?} {m}")))?;
+    }
     let loaded = super::load_spec(&args.spec)?;
     let plan = &loaded.plan;
     let spec_dir = spec_dir(&args.spec);
@@ -157,6 +170,9 @@ fn build_with_seed(
         fleet: args.fleet,
         epoch,
         progress,
+        pxe: args.pxe.then(|| image::PxeOptions {
+            base_url: args.pxe_url.clone(),
+        }),
     };
     let manifest = image::build(&input, &opts)?;
     for img in &manifest.images {

@@ -6,6 +6,7 @@ pub mod flash;
 pub mod inspect;
 pub mod plan;
 pub mod render;
+pub mod serve;
 pub mod simulate;
 pub mod validate;
 

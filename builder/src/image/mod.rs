@@ -69,6 +69,15 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`; when absent, the newest mtime in the base archive.
     pub epoch: Option<u64>,
     pub progress: Progress,
+    /// Also write the network-install tree `out_dir/pxe/` (`media::pxe`).
+    pub pxe: Option<PxeOptions>,
+}
+
+/// How the network-install tree is built.
+#[derive(Debug, Clone, Default)]
+pub struct PxeOptions {
+    /// The URL the tree will be served at; default: `hcikit serve` on the proxy-DHCP host.
+    pub base_url: Option<String>,
 }
 
 /// The resolved inputs: the Plan and every node's file set (rendered files plus keys).
@@ -263,13 +272,17 @@ fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     Staged::clean_stale(&opts.out_dir);
     let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
     let nodes = selected_nodes(plan, &opts.nodes)?;
+    let pxe_nodes = match &opts.pxe {
+        Some(_) => pxe_macs(plan, &nodes)?,
+        None => Vec::new(),
+    };
     let mke2fs = ext4::version()?;
     std::fs::create_dir_all(&opts.cache_dir)
         .with_context(|| format!("creating cache folder {}", opts.cache_dir.display()))?;
     let inputs = RootInputs::hash(opts, mke2fs)?;
     let key = inputs.cache_key(mke2fs, &layout, opts.epoch);
     let root = ensure_root(&key, &layout, opts)?;
-    if opts.format == Format::Zst {
+    if opts.format == Format::Zst || opts.pxe.is_some() {
         ensure_root_zst(&root, &layout, opts)?;
     }
     let mut staged = Staged::new(&opts.out_dir);
@@ -281,6 +294,9 @@ fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
         &targets(plan, &nodes, opts.fleet),
         &mut staged,
     )?;
+    if let Some(pxe) = &opts.pxe {
+        write_pxe(input, opts, pxe, &layout, &root, &pxe_nodes)?;
+    }
     let manifest = Manifest::new(input, opts, inputs, key, layout, &root, images)?;
     write_manifest(&mut staged, &manifest)?;
     staged.commit()?;
@@ -305,6 +321,79 @@ fn selected_nodes<'a>(plan: &'a Plan, wanted: &[String]) -> Result<Vec<&'a str>>
         .map(|n| n.name.as_str())
         .filter(|n| wanted.is_empty() || wanted.iter().any(|x| x == n))
         .collect())
+}
+
+/// Every selected node with its MAC, which the network install identifies it by. A node
+/// without one is bad input.
+fn pxe_macs<'a>(plan: &'a Plan, nodes: &[&'a str]) -> Result<Vec<(&'a str, String)>> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for (i, n) in plan.nodes.iter().enumerate() {
+        if !nodes.contains(&n.name.as_str()) {
+            continue;
+        }
+        match &n.mac {
+            Some(m) => out.push((n.name.as_str(), m.to_ascii_lowercase())),
+            None => missing.push(format!("nodes[{i}].mac ({})", n.name)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(InputError::new(format!(
+            "--pxe picks each node by its MAC address, but {} is not set              (e.g. mac = \"52:54:00:12:34:56\")",
+            missing.join(", ")
+        ))
+        .into());
+    }
+    Ok(out)
+}
+
+/// The network-install tree: the kernel, the shared root frame, and per node the
+/// compressed head and tail of its disk and its bmap.
+fn write_pxe(
+    input: &BuildInput,
+    opts: &BuildOptions,
+    pxe: &PxeOptions,
+    layout: &Layout,
+    root: &Root,
+    nodes: &[(&str, String)],
+) -> Result<()> {
+    let t = opts.progress.task("network install tree", None);
+    let boot = root.boot_files()?;
+    let epoch = root.meta.epoch;
+    let root_ext4 = root.ext4();
+    let mut pxe_nodes = Vec::new();
+    for (name, mac) in nodes {
+        let target = (
+            name.to_string(),
+            Identity::Node(name),
+            Guids::for_node(&input.plan.cluster.name, name),
+        );
+        let ends = DiskEnds::new(input, layout, &boot, epoch, &target)?;
+        let parts = ends.parts(layout, &root_ext4, root);
+        pxe_nodes.push(crate::media::pxe::PxeNode {
+            name: name.to_string(),
+            mac: mac.clone(),
+            head_zst: zstd::bulk::compress(&ends.head, ZSTD_LEVEL).context("compressing head")?,
+            tail_zst: zstd::bulk::compress(&ends.tail, ZSTD_LEVEL).context("compressing tail")?,
+            bmap: bmap::bmap_xml(layout.disk_size, &parts.ranges()),
+        });
+    }
+    crate::media::pxe::write_tree(
+        &opts.out_dir,
+        &crate::media::pxe::PxeInput {
+            cluster: &input.plan.cluster.name,
+            kernel: &boot.kernel,
+            // The installer (`hcikit-firstboot install`) is not part of the agent yet, so
+            // there is no initrd that could install; the script says so and stops.
+            initrd: None,
+            root_zst: &root.zst(),
+            nodes: pxe_nodes,
+            kernel_cmdline: &input.plan.image.kernel_cmdline,
+            base_url: pxe.base_url.as_deref(),
+        },
+    )?;
+    t.finish("done");
+    Ok(())
 }
 
 /// The hashes of everything outside the Plan that decides the root's bytes.

@@ -428,6 +428,9 @@ pub struct FirstbootSpec {
     pub max_backoff: Option<Duration>,
     /// `preinstalled` or `pveceph`.
     pub ceph_install: Option<String>,
+    /// `http://HOST:PORT/PATH` the agent POSTs its stage to, e.g. `hcikit serve`'s
+    /// `http://10.0.0.5:8080/report`.
+    pub report_url: Option<String>,
 }
 
 /// A duration as written: seconds, or a string with an `s`/`m`/`h` suffix.

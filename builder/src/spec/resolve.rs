@@ -428,6 +428,7 @@ fn firstboot(spec: &Spec) -> Firstboot {
             .as_deref()
             .and_then(CephInstall::parse)
             .unwrap_or(CephInstall::Preinstalled),
+        report_url: f.report_url.clone(),
     }
 }
 

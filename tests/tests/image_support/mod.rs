@@ -239,6 +239,7 @@ impl Fixture {
             fleet: false,
             epoch: Some(EPOCH),
             progress: Progress::quiet(),
+            pxe: None,
         }
     }
 }

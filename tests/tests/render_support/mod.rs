@@ -107,6 +107,7 @@ fn common(nodes: Vec<Node>, networks: Vec<Network>, links: Vec<CorosyncLink>) ->
             backoff_secs: 2,
             max_backoff_secs: 60,
             ceph_install: CephInstall::Preinstalled,
+            report_url: None,
         },
         image: Image {
             disk_size: 8 << 30,

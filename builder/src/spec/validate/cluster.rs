@@ -112,5 +112,10 @@ impl Checker {
         if let Some(c) = &f.ceph_install {
             self.one_of("firstboot.ceph-install", c, &["preinstalled", "pveceph"]);
         }
+        if let Some(u) = &f.report_url {
+            if let Err(m) = hcikit_firstboot::report::check_url(u) {
+                self.err("firstboot.report-url", format!("{u:?} {m}"));
+            }
+        }
     }
 }
