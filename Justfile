@@ -34,6 +34,13 @@ vm-test: build
 apt-test:
     cargo test -p hcikit-tests --test apt_repo -- --ignored --nocapture --test-threads=1
 
+# The install tier: the USB installer stick booted in QEMU/OVMF against an NVMe target and
+# decoy disks, refusals included (HCIKIT_INSTALL_NODES=N installs only the first N nodes).
+# Not in CI: it takes far longer than the CI budget here (see docs/install.md); CI runs
+# the image-tier stick test (`installer_image`) with `just test`.
+install-test: build
+    cargo test -p hcikit-tests --test install_vm -- --ignored --nocapture --test-threads=1
+
 # Regenerate the golden spec outputs after an intended change; review `git diff` after.
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden

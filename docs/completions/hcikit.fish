@@ -68,6 +68,7 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l seed -d 'The clu
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l templates -d 'A folder of templates that replace the built-in ones file by file' -r -F
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l pxe-url -d 'The URL OUT/pxe/ will be served at, e.g. http://10.0.0.5:8080. Default: port 8080 on the proxy-DHCP server (iPXE\'s ${next-server})' -r
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l fleet -d 'One image that carries every node\'s files; each machine picks its own at first boot'
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l installer -d 'One USB installer stick for every node (`<cluster>-installer.img`) instead of the node images: it boots, finds its node by MAC and writes that node\'s install-disk'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l pxe -d 'Also write OUT/pxe/: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node\'s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes[].mac'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'

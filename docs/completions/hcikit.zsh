@@ -86,6 +86,7 @@ _arguments "${_arguments_options[@]}" : \
 '--templates=[A folder of templates that replace the built-in ones file by file]:DIR:_files' \
 '--pxe-url=[The URL OUT/pxe/ will be served at, e.g. http\://10.0.0.5\:8080. Default\: port 8080 on the proxy-DHCP server (iPXE'\''s \${next-server})]:URL:_default' \
 '--fleet[One image that carries every node'\''s files; each machine picks its own at first boot]' \
+'(--fleet --node --pxe)--installer[One USB installer stick for every node (\`<cluster>-installer.img\`) instead of the node images\: it boots, finds its node by MAC and writes that node'\''s install-disk]' \
 '--pxe[Also write OUT/pxe/\: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node'\''s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes\[\].mac]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \

@@ -39,6 +39,7 @@ fn node(
         nodeid,
         mac: Some(mac.into()),
         install_disk: None,
+        install_wipe: false,
         primary_ip: addresses[0].ip.clone(),
         addresses,
         links,
@@ -99,6 +100,8 @@ fn image() -> Image {
         extra_packages: vec![],
         kernel_cmdline: vec![],
         boot_timeout_secs: 3,
+        after_install: AfterInstall::Reboot,
+        install_confirm_secs: 10,
     }
 }
 

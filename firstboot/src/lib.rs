@@ -7,6 +7,7 @@
 //! - [`apply`]: `hcikit-firstboot apply`: install the node's files and secrets from the ESP.
 //! - [`cmd`]: the one helper that runs external commands.
 //! - [`host`]: the side-effect seam of the cluster run (commands, files, clock, probes).
+//! - [`install`]: `hcikit-firstboot install`: the verified USB/network installer.
 //! - [`observe`]: pure parsers of Proxmox/Ceph JSON output.
 //! - [`state`]: the run's progress file, written atomically.
 //! - [`steps`]: the step model: which steps, their ids, summaries and dependencies.
@@ -22,6 +23,7 @@ pub mod decide;
 pub mod error;
 pub mod example;
 pub mod host;
+pub mod install;
 pub mod layout;
 pub mod observe;
 pub mod plan;

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hcikit_firstboot::error::{exit_code, BadInput};
-use hcikit_firstboot::{apply, host::RealHost, layout, plan::Plan, run, state::State, status};
+use hcikit_firstboot::{
+    apply, host::RealHost, install, layout, plan::Plan, run, state::State, status,
+};
 use std::path::PathBuf;
 
 /// The first-boot agent of hcikit: applies this node's configuration and forms the
@@ -38,6 +40,20 @@ enum Cmd {
         json: bool,
         #[arg(long, default_value = layout::STATE_FILE)]
         state: PathBuf,
+    },
+    /// Install this machine's node from the installer stick onto its install disk (started
+    /// by the stick's default boot entry; refuses with a reason rather than guess).
+    Install {
+        /// The stick's ESP folder (default: the partition systemd-boot was loaded from,
+        /// mounted at /run/hcikit/stick).
+        #[arg(long)]
+        stick: Option<PathBuf>,
+        /// Identify the node and decide the disk, show the summary, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write, but set no UEFI boot entry and do not power off or reboot.
+        #[arg(long)]
+        no_finish: bool,
     },
     /// Show what the run would do now, given the observed state (only prints, never acts).
     Plan {
@@ -117,6 +133,26 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             })?;
             print!("{}", status::render(&st, json));
             Ok(())
+        }
+        Cmd::Install {
+            stick,
+            dry_run,
+            no_finish,
+        } => {
+            let (outcome, _) = install::run::install(&install::run::Options {
+                stick,
+                root: PathBuf::from("/"),
+                dry_run,
+                no_finish,
+                consoles: Vec::new(),
+            })?;
+            println!("{}", outcome.result_line());
+            match outcome {
+                install::run::Outcome::Refused { .. } | install::run::Outcome::Aborted { .. } => {
+                    std::process::exit(2)
+                }
+                _ => Ok(()),
+            }
         }
         Cmd::Plan { node } => {
             let (plan, me) = node.load()?;

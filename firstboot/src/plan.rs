@@ -100,6 +100,18 @@ plan_enum! {
     }
 }
 
+plan_enum! {
+    /// What the USB installer does once a node is installed.
+    #[derive(Default)]
+    AfterInstall {
+        /// Reboot into the installed system (its UEFI entry is `BootNext`).
+        #[default]
+        Reboot = "reboot",
+        /// Power off, so the stick can be pulled and moved to the next machine.
+        Poweroff = "poweroff",
+    }
+}
+
 impl BondMode {
     /// Modes that spread flows by a transmit hash (`bond-xmit-hash-policy` applies).
     pub fn hashes(self) -> bool {
@@ -246,6 +258,10 @@ pub struct Node {
     pub mac: Option<String>,
     /// Disk the USB installer writes to (e.g. `/dev/nvme0n1`).
     pub install_disk: Option<String>,
+    /// The USB installer may erase whatever the install disk holds. (The installer keys
+    /// default when absent, so Plans written before them stay readable.)
+    #[serde(default)]
+    pub install_wipe: bool,
     /// One address per network, in network order.
     pub addresses: Vec<NodeAddress>,
     /// The address the host name resolves to (`/etc/hosts`): the management network's
@@ -549,6 +565,17 @@ pub struct Image {
     pub kernel_cmdline: Vec<String>,
     /// systemd-boot menu timeout in seconds.
     pub boot_timeout_secs: u32,
+    /// What the USB installer does once a node is installed.
+    #[serde(default)]
+    pub after_install: AfterInstall,
+    /// Seconds the USB installer's summary waits for Enter to abort (0: unattended).
+    #[serde(default = "default_install_confirm")]
+    pub install_confirm_secs: u64,
+}
+
+/// `install_confirm_secs` of a Plan written before the key existed.
+fn default_install_confirm() -> u64 {
+    10
 }
 
 /// One step of the first boot, for display and for `plan --json`.
@@ -631,6 +658,7 @@ mod tests {
         check(CephInstall::ALL, CephInstall::as_str, CephInstall::parse);
         check(HaMode::ALL, HaMode::as_str, HaMode::parse);
         check(BondMode::ALL, BondMode::as_str, BondMode::parse);
+        check(AfterInstall::ALL, AfterInstall::as_str, AfterInstall::parse);
         assert_eq!(
             serde_json::to_string(&BondMode::Lacp).unwrap(),
             "\"802.3ad\""

@@ -5,10 +5,12 @@
 //!
 //! - [`qemu`]: the QEMU command line (pure) and a guard that owns a running guest.
 //! - [`lab`]: guests on loopback-only switches, the injected checker, result lines.
+//! - [`install`]: install-tier guests (USB stick, NVMe, SATA, USB disks) and helpers.
 //! - this module: shared fixtures (cache folder, base listing, plan).
 
 #![allow(dead_code)]
 
+pub mod install;
 pub mod lab;
 pub mod qemu;
 

@@ -57,6 +57,10 @@ pub struct Args {
     /// One image that carries every node's files; each machine picks its own at first boot.
     #[arg(long)]
     pub fleet: bool,
+    /// One USB installer stick for every node (`<cluster>-installer.img`) instead of the
+    /// node images: it boots, finds its node by MAC and writes that node's install-disk.
+    #[arg(long, conflicts_with_all = ["fleet", "nodes", "pxe"])]
+    pub installer: bool,
     /// The cluster's secrets seed (created with mode 0600 if missing, never overwritten).
     /// Default: <spec dir>/<cluster>.secrets-seed.
     #[arg(long, value_name = "FILE")]
@@ -168,6 +172,7 @@ fn build_with_seed(
         agent,
         overlays,
         fleet: args.fleet,
+        installer: args.installer,
         epoch,
         progress,
         pxe: args.pxe.then(|| image::PxeOptions {

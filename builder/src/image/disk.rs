@@ -110,6 +110,16 @@ pub struct PartitionTable {
 
 /// Builds the GPT of a layout with the `gpt` crate, on an in-memory sparse device.
 pub fn partition_table(layout: &Layout, guids: &Guids) -> Result<PartitionTable> {
+    partition_table_named(layout, guids, [ESP_NAME, ROOT_NAME])
+}
+
+/// [`partition_table`] with other partition labels (the installer stick's, which must not
+/// be the installed disk's).
+pub fn partition_table_named(
+    layout: &Layout,
+    guids: &Guids,
+    names: [&str; 2],
+) -> Result<PartitionTable> {
     let mut dev = MemDisk::new(layout.disk_size);
     let sectors = layout.disk_size / SECTOR;
     let mbr = gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(sectors - 1).unwrap_or(u32::MAX));
@@ -138,7 +148,7 @@ pub fn partition_table(layout: &Layout, guids: &Guids) -> Result<PartitionTable>
             guids.esp,
             layout.esp_start,
             layout.esp_size,
-            ESP_NAME,
+            names[0],
         ),
     );
     parts.insert(
@@ -148,7 +158,7 @@ pub fn partition_table(layout: &Layout, guids: &Guids) -> Result<PartitionTable>
             guids.root,
             layout.root_start,
             layout.root_size,
-            ROOT_NAME,
+            names[1],
         ),
     );
     disk.update_partitions(parts)

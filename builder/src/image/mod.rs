@@ -4,8 +4,9 @@
 //!
 //! The parts: [`base`] (the Debian / Proxmox base), [`rootfs`] (base + overlays + agent as
 //! one tar), [`ext4`] (that tar as the root filesystem), [`esp`] (the FAT32 ESP), [`disk`]
-//! (GPT layout), [`output`] (sparse / zstd image files, atomic renames), [`bmap`]; the
-//! private `root` keeps the built root in the cache.
+//! (GPT layout), [`output`] (sparse / zstd image files, atomic renames), [`bmap`],
+//! [`installer`] (the USB installer stick); the private `root` keeps the built root in
+//! the cache.
 //!
 //! The root is cached under `<cache>/root-<key>/` where the key hashes everything that
 //! decides its bytes (base archive, overlays, agent binary, mke2fs version, root size,
@@ -17,6 +18,7 @@ pub mod bmap;
 pub mod disk;
 pub mod esp;
 pub mod ext4;
+pub mod installer;
 pub mod output;
 mod root;
 pub mod rootfs;
@@ -66,6 +68,9 @@ pub struct BuildOptions {
     pub overlays: PathBuf,
     /// One image carrying every node's files instead of one image per node.
     pub fleet: bool,
+    /// The USB installer stick for every node (`<cluster>-installer.img`) instead of node
+    /// images.
+    pub installer: bool,
     /// `SOURCE_DATE_EPOCH`; when absent, the newest mtime in the base archive.
     pub epoch: Option<u64>,
     pub progress: Progress,
@@ -286,14 +291,24 @@ fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
         ensure_root_zst(&root, &layout, opts)?;
     }
     let mut staged = Staged::new(&opts.out_dir);
-    let images = write_images(
-        input,
-        opts,
-        &layout,
-        &root,
-        &targets(plan, &nodes, opts.fleet),
-        &mut staged,
-    )?;
+    let images = if opts.installer {
+        vec![installer::build_stick(
+            input,
+            opts,
+            &layout,
+            &root,
+            &mut staged,
+        )?]
+    } else {
+        write_images(
+            input,
+            opts,
+            &layout,
+            &root,
+            &targets(plan, &nodes, opts.fleet),
+            &mut staged,
+        )?
+    };
     if let Some(pxe) = &opts.pxe {
         write_pxe(input, opts, pxe, &layout, &root, &pxe_nodes)?;
     }

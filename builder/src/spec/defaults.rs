@@ -89,3 +89,5 @@ pub const JOIN_TIMEOUT: u64 = 600;
 pub const HEALTH_TIMEOUT: u64 = 1800;
 /// systemd-boot's menu timeout when `image.boot-timeout` is unset, in seconds.
 pub const BOOT_TIMEOUT: u32 = 3;
+/// How long the USB installer's summary waits for Enter to abort, in seconds.
+pub const INSTALL_CONFIRM: u64 = 10;

@@ -118,6 +118,8 @@ pub struct NodeSpec {
     pub addresses: OrderedMap<String>,
     pub mac: Option<String>,
     pub install_disk: Option<String>,
+    /// The USB installer may erase whatever the install disk holds (default false).
+    pub install_wipe: Option<bool>,
     #[serde(default)]
     pub osd_disks: Vec<StrOr<OsdDiskSpec>>,
 }
@@ -415,6 +417,10 @@ pub struct ImageSpec {
     #[serde(default)]
     pub kernel_cmdline: Vec<String>,
     pub boot_timeout: Option<i64>,
+    /// What the USB installer does once a node is installed: `reboot` or `poweroff`.
+    pub after_install: Option<String>,
+    /// Seconds the USB installer's summary waits for Enter to abort (0: unattended).
+    pub install_confirm: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

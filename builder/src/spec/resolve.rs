@@ -233,6 +233,7 @@ fn nodes(
                 nodeid: i as u32 + 1,
                 mac: parsed.macs.get(&i).cloned(),
                 install_disk: n.install_disk.clone(),
+                install_wipe: n.install_wipe.unwrap_or(false),
                 addresses,
                 primary_ip,
                 links,
@@ -456,6 +457,12 @@ fn image(spec: &Spec, pve_major: u32) -> Image {
         extra_packages: im.extra_packages.clone(),
         kernel_cmdline: im.kernel_cmdline.clone(),
         boot_timeout_secs: im.boot_timeout.map_or(d::BOOT_TIMEOUT, |t| t as u32),
+        after_install: im
+            .after_install
+            .as_deref()
+            .and_then(AfterInstall::parse)
+            .unwrap_or_default(),
+        install_confirm_secs: im.install_confirm.map_or(d::INSTALL_CONFIRM, |t| t as u64),
     }
 }
 

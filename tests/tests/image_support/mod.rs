@@ -237,6 +237,7 @@ impl Fixture {
             agent: self.agent.clone(),
             overlays: self.overlays.clone(),
             fleet: false,
+            installer: false,
             epoch: Some(EPOCH),
             progress: Progress::quiet(),
             pxe: None,

@@ -39,6 +39,7 @@ fn node(
         nodeid: id,
         mac: None,
         install_disk: None,
+        install_wipe: false,
         primary_ip: addresses[0].ip.clone(),
         addresses,
         links: links
@@ -118,6 +119,8 @@ fn common(nodes: Vec<Node>, networks: Vec<Network>, links: Vec<CorosyncLink>) ->
             extra_packages: vec![],
             kernel_cmdline: vec![],
             boot_timeout_secs: 3,
+            after_install: AfterInstall::Reboot,
+            install_confirm_secs: 10,
         },
         steps: vec![],
         warnings: vec![],

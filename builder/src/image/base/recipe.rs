@@ -41,6 +41,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "dosfstools",
     "zstd",
     "ca-certificates",
+    // The USB installer sets the installed disk's UEFI boot entry with it.
+    "efibootmgr",
 ];
 
 /// What "Install Proxmox VE on Debian" installs (kernel first, then `proxmox-ve postfix
@@ -69,6 +71,7 @@ pub const PROXMOX_PACKAGES: &[&str] = &[
     "openssh-server",
     "dosfstools",
     "zstd",
+    "efibootmgr",
 ];
 
 /// The Ceph packages `pveceph install` installs, pre-installed so first boot needs no

@@ -5,6 +5,7 @@ use crate::spec::defaults::*;
 use crate::spec::raw::*;
 use crate::spec::values::*;
 use crate::units::human_size;
+use hcikit_firstboot::plan::AfterInstall;
 
 /// Largest `image.disk-size` taken (16 TiB).
 const MAX_DISK_SIZE: u64 = 16 << 40;
@@ -112,6 +113,18 @@ impl Checker {
                 self.err(
                     "image.boot-timeout",
                     format!("{t} is out of range; use 0 to 600 seconds"),
+                );
+            }
+        }
+        if let Some(a) = &im.after_install {
+            let valid: Vec<&str> = AfterInstall::ALL.iter().map(|a| a.as_str()).collect();
+            self.one_of("image.after-install", a, &valid);
+        }
+        if let Some(t) = im.install_confirm {
+            if !(0..=3600).contains(&t) {
+                self.err(
+                    "image.install-confirm",
+                    format!("{t} is out of range; use 0 (unattended) to 3600 seconds"),
                 );
             }
         }

@@ -103,6 +103,12 @@ impl Checker {
                     self.err(format!("{k}.install-disk"), m);
                 }
             }
+            if node.install_wipe == Some(true) && node.install_disk.is_none() {
+                self.err(
+                    format!("{k}.install-wipe"),
+                    "there is no install-disk to wipe; set install-disk or remove install-wipe",
+                );
+            }
             let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
             for (j, osd) in node.osd_disks.iter().enumerate() {
                 let ok = format!("{k}.osd-disks[{j}]");

@@ -178,7 +178,7 @@ fn debian_recipe_is_pinned() {
     expected.push(
         "--include=linux-image-amd64,systemd,systemd-sysv,systemd-boot-efi,udev,dbus,ifupdown2,\
          openssh-server,chrony,corosync,iproute2,iputils-ping,netbase,procps,tzdata,kmod,\
-         util-linux,fdisk,gdisk,e2fsprogs,dosfstools,zstd,ca-certificates,htop"
+         util-linux,fdisk,gdisk,e2fsprogs,dosfstools,zstd,ca-certificates,efibootmgr,htop"
             .into(),
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
@@ -261,8 +261,8 @@ fn proxmox_9_recipe_is_pinned() {
     expected.push(
         "--include=proxmox-default-kernel,proxmox-ve,postfix,open-iscsi,chrony,systemd,\
          systemd-sysv,systemd-boot-efi,udev,dbus,kmod,ifupdown2,iproute2,iputils-ping,netbase,\
-         procps,tzdata,openssh-server,dosfstools,zstd,ceph,ceph-common,ceph-fuse,ceph-mds,\
-         ceph-volume,gdisk,nvme-cli"
+         procps,tzdata,openssh-server,dosfstools,zstd,efibootmgr,ceph,ceph-common,ceph-fuse,\
+         ceph-mds,ceph-volume,gdisk,nvme-cli"
             .into(),
     );
     expected.push(INITRAMFS_CONF_HOOK.into());
