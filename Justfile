@@ -29,6 +29,11 @@ bench: build
 vm-test: build
     cargo test -p hcikit-tests --test vm -- --ignored --nocapture --test-threads=1
 
+# The `proxmox` base end to end without Proxmox's servers: a local signed apt repository of
+# stand-in packages, the whole recipe through mmdebstrap, the base booted in QEMU.
+apt-test:
+    cargo test -p hcikit-tests --test apt_repo -- --ignored --nocapture --test-threads=1
+
 # The install tier: the USB installer stick booted in QEMU/OVMF against an NVMe target and
 # decoy disks, refusals included (HCIKIT_INSTALL_NODES=N installs only the first N nodes).
 # Not in CI: it takes far longer than the CI budget here (see docs/install.md); CI runs

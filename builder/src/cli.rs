@@ -28,6 +28,14 @@ pub enum Command {
     /// Render every node's configuration files into a folder (secrets redacted).
     Render(commands::render::Args),
     /// Build bootable disk images for every node.
+    ///
+    /// What the nodes run comes from the base (--base, or image.base in the spec):
+    /// `proxmox` gives real Proxmox VE nodes (Debian + Proxmox VE + the spec's Ceph release),
+    /// and needs Proxmox's repositories or a mirror of them (--mirror, image.mirrors) plus
+    /// Proxmox's archive key (--proxmox-key); `debian` (the default) gives the same nodes
+    /// without Proxmox VE — networking, SSH, corosync, the first-boot agent — for trying
+    /// hcikit offline and for the tests; their cluster run stops at its first Proxmox step.
+    /// Both follow cluster.pve-version: Debian 13 trixie for PVE 9, Debian 12 bookworm for PVE 8.
     Build(commands::build::Args),
     /// Show what an image holds: partitions, ESP files, node identity, checksums.
     Inspect(commands::inspect::Args),

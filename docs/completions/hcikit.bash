@@ -109,7 +109,7 @@ _hcikit() {
             return 0
             ;;
         hcikit__subcmd__build)
-            opts="-o -v -h -V --out --base --format --node --cache --agent --fleet --installer --seed --templates --pxe --pxe-url --verbose --help --version"
+            opts="-o -v -h -V --out --base --mirror --proxmox-key --proxmox-key-sha256 --format --node --cache --agent --fleet --installer --seed --templates --pxe --pxe-url --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +124,18 @@ _hcikit() {
                     return 0
                     ;;
                 --base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxmox-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxmox-key-sha256)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -55,7 +55,10 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s v -l verbose -d
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s h -l help -d 'Print help'
 complete -c hcikit -n "__fish_hcikit_using_subcommand render" -s V -l version -d 'Print version'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s o -l out -d 'Output folder for images, bmaps, SHA256SUMS and manifest.json' -r -F
-complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or `debian` / `proxmox` for a generated one. Default: the spec\'s image.base' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l base -d 'Base root filesystem. `proxmox`: real Proxmox VE nodes (Debian + Proxmox VE + the spec\'s Ceph), needs Proxmox\'s repositories or a mirror (--mirror) and Proxmox\'s archive key (--proxmox-key). `debian`: the same nodes without Proxmox VE, for trying hcikit offline and for the tests. Or a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz). Default: the spec\'s image.base' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l mirror -d 'A mirror for one archive of a generated base, as KIND=URI (repeatable; overrides image.mirrors). KIND: debian, debian-security, proxmox (the PVE repository), ceph (the Ceph repository); URI: http://, https:// or file:/// (e.g. a proxmox-offline-mirror export)' -r
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l proxmox-key -d 'Proxmox\'s archive key for `--base proxmox`: proxmox-archive-keyring-trixie.gpg (PVE 9) or proxmox-release-bookworm.gpg (PVE 8), checked against the checksum Proxmox publishes. Default: $HCIKIT_PROXMOX_KEY, else the key of a Proxmox build host' -r -F
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l proxmox-key-sha256 -d 'The SHA-256 of --proxmox-key when it is a mirror\'s own signing key instead of Proxmox\'s. Default: $HCIKIT_PROXMOX_KEY_SHA256' -r
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l format -d '`raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once)' -r -f -a "raw\t''
 zst\t''"
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l node -d 'Build only this node (repeatable). Default: every node' -r
@@ -68,7 +71,7 @@ complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l fleet -d 'One im
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l installer -d 'One USB installer stick for every node (`<cluster>-installer.img`) instead of the node images: it boots, finds its node by MAC and writes that node\'s install-disk'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -l pxe -d 'Also write OUT/pxe/: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node\'s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes[].mac'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'
-complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help'
+complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hcikit -n "__fish_hcikit_using_subcommand build" -s V -l version -d 'Print version'
 complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -l json -d 'Print the report as JSON'
 complete -c hcikit -n "__fish_hcikit_using_subcommand inspect" -s v -l verbose -d 'More log output (-v: debug, -vv: trace). Logs go to stderr'

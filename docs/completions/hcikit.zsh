@@ -74,7 +74,10 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '-o+[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
 '--out=[Output folder for images, bmaps, SHA256SUMS and manifest.json]:DIR:_files' \
-'--base=[Base root filesystem\: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or \`debian\` / \`proxmox\` for a generated one. Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
+'--base=[Base root filesystem. \`proxmox\`\: real Proxmox VE nodes (Debian + Proxmox VE + the spec'\''s Ceph), needs Proxmox'\''s repositories or a mirror (--mirror) and Proxmox'\''s archive key (--proxmox-key). \`debian\`\: the same nodes without Proxmox VE, for trying hcikit offline and for the tests. Or a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz). Default\: the spec'\''s image.base]:FILE|debian|proxmox:_default' \
+'*--mirror=[A mirror for one archive of a generated base, as KIND=URI (repeatable; overrides image.mirrors). KIND\: debian, debian-security, proxmox (the PVE repository), ceph (the Ceph repository); URI\: http\://, https\:// or file\:/// (e.g. a proxmox-offline-mirror export)]:KIND=URI:_default' \
+'--proxmox-key=[Proxmox'\''s archive key for \`--base proxmox\`\: proxmox-archive-keyring-trixie.gpg (PVE 9) or proxmox-release-bookworm.gpg (PVE 8), checked against the checksum Proxmox publishes. Default\: \$HCIKIT_PROXMOX_KEY, else the key of a Proxmox build host]:FILE:_files' \
+'--proxmox-key-sha256=[The SHA-256 of --proxmox-key when it is a mirror'\''s own signing key instead of Proxmox'\''s. Default\: \$HCIKIT_PROXMOX_KEY_SHA256]:HEX:_default' \
 '--format=[\`raw\`\: sparse \`<node>.img\`; \`zst\`\: \`<node>.img.zst\` (the shared root compressed once)]:FORMAT:(raw zst)' \
 '*--node=[Build only this node (repeatable). Default\: every node]:NAME:_default' \
 '--cache=[Cache folder for the root filesystem. Default\: \$XDG_CACHE_HOME/hcikit or ~/.cache/hcikit]:DIR:_files' \
@@ -87,8 +90,8 @@ _arguments "${_arguments_options[@]}" : \
 '--pxe[Also write OUT/pxe/\: the network-install tree (iPXE script choosing the node by MAC, kernel, shared root, each node'\''s disk head and tail, bmaps, pinned SHA-256, a dnsmasq example). Every node needs nodes\[\].mac]' \
 '*-v[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
 '*--verbose[More log output (-v\: debug, -vv\: trace). Logs go to stderr]' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 '-V[Print version]' \
 '--version[Print version]' \
 ':spec -- The cluster spec, e.g. cluster.toml:_files' \

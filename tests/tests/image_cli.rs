@@ -328,3 +328,47 @@ fn xz_bases_are_read_and_a_truncated_one_is_bad_input() {
         "corrupt or truncated",
     );
 }
+
+#[test]
+fn proxmox_without_repository_access_names_the_mirror_option() {
+    let c = case();
+    // No key and no mirror: the error says what a Proxmox base needs, mirror included.
+    let mut cmd = c.cmd();
+    cmd.args(["--base", "proxmox"])
+        .env_remove("HCIKIT_PROXMOX_KEY")
+        .env_remove("HCIKIT_PROXMOX_KEY_SHA256");
+    expect_failure(&c, &mut cmd, 2, "--mirror proxmox=URI");
+    // A mirror's own key, but the mirror does not answer (a closed port on 127.0.0.1).
+    let key = c.fx.dir.path().join("mirror-key.gpg");
+    std::fs::write(&key, b"a mirror's signing key").unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"a mirror's signing key"))
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = c.cmd();
+    cmd.args(["--base", "proxmox", "--proxmox-key"])
+        .arg(&key)
+        .args(["--proxmox-key-sha256", &sha])
+        .args(["--mirror", &format!("proxmox=http://127.0.0.1:{port}/pve")])
+        .args(["--mirror", &format!("ceph=http://127.0.0.1:{port}/ceph")]);
+    expect_failure(
+        &c,
+        &mut cmd,
+        2,
+        &format!("cannot reach the repository http://127.0.0.1:{port}/pve"),
+    );
+    assert!(!c.cache.exists(), "cache folder written for a refused base");
+    assert!(
+        !c.fx.dir.path().join("minipc.secrets-seed").exists(),
+        "secrets seed written for a refused base"
+    );
+    // A malformed --mirror is bad input too.
+    let mut cmd = c.cmd();
+    cmd.args(["--mirror", "proxmox"]);
+    expect_failure(&c, &mut cmd, 2, "expected KIND=URI");
+}

@@ -117,7 +117,9 @@ fn plan_view_shows_the_cluster_at_a_glance() {
         "  group prefer-pve1: pve1:2,pve2:1,pve3, restricted, nofailback",
         // Node by node, each in its agent's order (firstboot/src/steps.rs).
         "   3. [pve1] pvecm create lab --link0 10.2.21.66 --link1 10.2.22.66",
-        "  24. [pve2] pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.67 --link1 10.2.22.67",
+        // PVE 9 (the example's version) has no HA group step on the founder; the founder
+        // sets root@pam's address (root-email) before its notification steps.
+        "  23. [pve2] pvecm add 10.2.21.66 --use_ssh 1 --link0 10.2.21.67 --link1 10.2.22.67",
     ] {
         assert!(v.contains(want), "missing {want:?} in\n{v}");
     }

@@ -202,7 +202,8 @@ fn rendering_never_starts_a_line_from_a_value() {
     // by hand, a future field) are escaped, never printed raw.
     let dir = spec_dir();
     let ex = hcikit_tests::workspace_root().join("examples");
-    let text = std::fs::read_to_string(ex.join("lab.toml")).unwrap();
+    // PVE 8: its HA groups are rendered as groups.cfg (PVE 9 turns them into rules).
+    let text = std::fs::read_to_string(ex.join("lab-pve8.toml")).unwrap();
     let loaded = load_str(&text, dir.path()).unwrap();
     let mut plan = loaded.plan.clone();
     plan.ha.groups[0].comment = Some("x\n[mon]\n\tmon_host = 6.6.6.6".into());

@@ -48,6 +48,19 @@ fn lab_three_nodes_two_networks() {
 
 #[test]
 #[ignore = "slow: builds images and boots three QEMU guests (several minutes)"]
+fn lab_pve8_on_bookworm() {
+    // Scenario A as built by hand (PVE 8, Ceph reef): the bookworm base still boots and
+    // forms quorum on both links. No kill and restart: the lab scenario covers that.
+    run_scenario(&Scenario {
+        example: "lab-pve8.toml",
+        rewrites: &[],
+        kill_and_restart: false,
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "slow: builds images and boots three QEMU guests (several minutes)"]
 fn minipc_three_nodes_one_network() {
     // The mini PCs' onboard NIC is enp1s0; the VMs' first NIC is ens18.
     run_scenario(&Scenario {
@@ -472,6 +485,16 @@ fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) ->
     expect(
         lines.iter().any(|l| l == "apply-pending absent"),
         "apply pending flag still there".into(),
+    );
+    expect(
+        find(lines, "os ")
+            .is_some_and(|l| l.starts_with(&format!("os codename={} ", plan.image.suite))),
+        format!(
+            "not booted from Debian {} (PVE {}): {:?}",
+            plan.image.suite,
+            plan.cluster.pve_major,
+            find(lines, "os ")
+        ),
     );
     expect(
         lines.iter().any(|l| *l == format!("hostname {name}")),

@@ -69,6 +69,19 @@ fn debian_base_builds_and_is_cached() {
         "SSH host keys baked into the base"
     );
     assert!(find("etc/hostname").is_none());
+    // The sources under Debian's own name (no build-run file name), for trixie.
+    let sources: Vec<&str> = entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.starts_with("etc/apt/sources.list.d/") && p.len() > 23)
+        .collect();
+    assert_eq!(sources, ["etc/apt/sources.list.d/debian.sources"]);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.path.starts_with("boot/vmlinuz-") && e.path.contains("deb13")),
+        "not a trixie kernel"
+    );
     assert_eq!(find("etc/machine-id").map(|e| e.size), Some(0));
     assert!(
         !entries

@@ -96,6 +96,8 @@ if [ -e /var/lib/hcikit/apply-pending ]; then say "apply-pending present"; else 
 
 say "hostname $(hostname)"
 say "localtime $(readlink /etc/localtime)"
+# The Debian release the image was built from (trixie for PVE 9, bookworm for PVE 8).
+say "os codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-unknown}") kernel=$(uname -r)"
 for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
     say "file-sha256 $f $(sha256sum < "$f" | cut -d' ' -f1)"
 done

@@ -86,14 +86,15 @@ pub fn base_tar_listing(tar: &std::path::Path) -> Vec<TarEntry> {
         .collect()
 }
 
-/// A Plan that asks for the default Debian base and nothing else of note (for building
-/// the base before the spec loader is involved).
+/// A Plan that asks for the default Debian base (PVE 9's trixie, shared through the cache
+/// with the scenarios) and nothing else of note (for building the base before the spec
+/// loader is involved).
 pub fn debian_plan() -> hcikit_firstboot::plan::Plan {
     let json = serde_json::json!({
         "format": 1,
         "cluster": {
             "name": "vmtest", "domain": "vm.test", "timezone": "UTC", "keyboard": "en-us",
-            "pve-major": 8, "ntp-servers": [], "admin-ssh-keys": [], "root-password": null,
+            "pve-major": 9, "ntp-servers": [], "admin-ssh-keys": [], "root-password": null,
             "founder": "pve1", "join-order": []
         },
         "networks": [], "nodes": [],
@@ -108,7 +109,7 @@ pub fn debian_plan() -> hcikit_firstboot::plan::Plan {
                        "health-timeout-secs": 1800, "backoff-secs": 2, "max-backoff-secs": 60,
                        "ceph-install": "preinstalled" },
         "image": { "disk-size": 4294967296u64, "esp-size": 268435456, "base": "debian",
-                   "base-file": null, "suite": "bookworm", "extra-packages": [],
+                   "base-file": null, "suite": "trixie", "extra-packages": [],
                    "kernel-cmdline": [], "boot-timeout-secs": 1 },
         "steps": [], "warnings": []
     });

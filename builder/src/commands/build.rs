@@ -18,10 +18,29 @@ pub struct Args {
     /// Output folder for images, bmaps, SHA256SUMS and manifest.json.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Base root filesystem: a rootfs archive (.tar, .tar.zst, .tar.gz, .tar.xz), or `debian` /
-    /// `proxmox` for a generated one. Default: the spec's image.base.
+    /// Base root filesystem. `proxmox`: real Proxmox VE nodes (Debian + Proxmox VE + the
+    /// spec's Ceph), needs Proxmox's repositories or a mirror (--mirror) and Proxmox's
+    /// archive key (--proxmox-key). `debian`: the same nodes without Proxmox VE, for
+    /// trying hcikit offline and for the tests. Or a rootfs archive (.tar, .tar.zst,
+    /// .tar.gz, .tar.xz). Default: the spec's image.base.
     #[arg(long, value_name = "FILE|debian|proxmox")]
     pub base: Option<String>,
+    /// A mirror for one archive of a generated base, as KIND=URI (repeatable; overrides
+    /// image.mirrors). KIND: debian, debian-security, proxmox (the PVE repository), ceph
+    /// (the Ceph repository); URI: http://, https:// or file:/// (e.g. a
+    /// proxmox-offline-mirror export).
+    #[arg(long = "mirror", value_name = "KIND=URI")]
+    pub mirrors: Vec<String>,
+    /// Proxmox's archive key for `--base proxmox`: proxmox-archive-keyring-trixie.gpg
+    /// (PVE 9) or proxmox-release-bookworm.gpg (PVE 8), checked against the checksum
+    /// Proxmox publishes. Default: $HCIKIT_PROXMOX_KEY, else the key of a Proxmox build
+    /// host.
+    #[arg(long, value_name = "FILE")]
+    pub proxmox_key: Option<PathBuf>,
+    /// The SHA-256 of --proxmox-key when it is a mirror's own signing key instead of
+    /// Proxmox's. Default: $HCIKIT_PROXMOX_KEY_SHA256.
+    #[arg(long, value_name = "HEX")]
+    pub proxmox_key_sha256: Option<String>,
     /// `raw`: sparse `<node>.img`; `zst`: `<node>.img.zst` (the shared root compressed once).
     #[arg(long, value_enum, default_value = "raw")]
     pub format: FormatArg,
@@ -77,7 +96,20 @@ pub fn run(args: Args) -> Result<()> {
     let epoch = source_date_epoch()?;
     let cache_dir = args.cache.clone().unwrap_or_else(image::default_cache_dir);
     let progress = Progress::auto();
-    let base = resolve_base(plan, &spec_dir, args.base.as_deref(), &cache_dir, progress)?;
+    let base_opts = crate::image::base::BaseOptions {
+        proxmox_key: args.proxmox_key.clone(),
+        proxmox_key_sha256: args.proxmox_key_sha256.clone(),
+        mirrors: loaded.mirrors.clone().with_flags(&args.mirrors)?,
+        etc_apt: None,
+    };
+    let base = resolve_base(
+        plan,
+        &spec_dir,
+        args.base.as_deref(),
+        &cache_dir,
+        &base_opts,
+        progress,
+    )?;
     let agent = image::find_agent(args.agent.as_deref())?;
     let overlays = image::find_overlays()?;
 
@@ -195,6 +227,7 @@ fn resolve_base(
     spec_dir: &Path,
     flag: Option<&str>,
     cache: &Path,
+    base_opts: &crate::image::base::BaseOptions,
     progress: Progress,
 ) -> Result<PathBuf> {
     let (kind, file) = match flag.map(|f| (f, BaseKind::parse(f))) {
@@ -215,7 +248,7 @@ fn resolve_base(
         crate::image::rootfs::compression_of(&file)?;
         return Ok(file);
     }
-    generated_base(plan, kind, cache, progress)
+    generated_base(plan, kind, cache, base_opts, progress)
 }
 
 /// A generated Debian / Proxmox base (mmdebstrap), cached in the same folder as roots.
@@ -223,15 +256,16 @@ fn generated_base(
     plan: &Plan,
     kind: BaseKind,
     cache: &Path,
+    base_opts: &crate::image::base::BaseOptions,
     progress: Progress,
 ) -> Result<PathBuf> {
     let mut plan = plan.clone();
     plan.image.base = kind;
     plan.image.base_file = None;
-    std::fs::create_dir_all(cache)
-        .with_context(|| format!("creating cache folder {}", cache.display()))?;
+    // The cache folder is created by the base build itself, after its input checks, so
+    // a refused base leaves nothing behind.
     let t = progress.task(format!("{kind} base"), None);
-    let path = crate::image::base::ensure_base(&plan, cache)?;
+    let path = crate::image::base::ensure_base_with(&plan, cache, base_opts)?;
     t.finish("ready");
     Ok(path)
 }

@@ -20,8 +20,9 @@ pub fn default_ceph_release(_pve_major: u32) -> &'static str {
     "squid"
 }
 
-/// PVE major when the spec is silent.
-pub const DEFAULT_PVE_MAJOR: u32 = 8;
+/// PVE major when the spec is silent: 9 (Debian 13 trixie). PVE 8 reached end of life in
+/// 2026-08 (pve-docs `pve-faq.adoc`, support table).
+pub const DEFAULT_PVE_MAJOR: u32 = 9;
 
 /// Disk image size when `image.disk-size` is unset.
 pub const DEFAULT_DISK_SIZE: u64 = 8 << 30;

@@ -33,6 +33,9 @@ pub struct Loaded {
     pub secrets: SecretValues,
     pub spec_path: PathBuf,
     pub warnings: Vec<Diagnostic>,
+    /// `image.mirrors`: where a generated base's archives come from. A build input, not
+    /// part of the Plan the nodes carry.
+    pub mirrors: crate::image::base::Mirrors,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -152,11 +155,19 @@ pub fn load_str(toml_text: &str, base_dir: &Path) -> Result<Loaded, Vec<Diagnost
     }
     let warnings = diags;
     let plan = resolve::resolve(&spec, &parsed, &warnings);
+    let mut mirrors = crate::image::base::Mirrors::default();
+    for (kind, uri) in &spec.image.mirrors {
+        // Checked by validation above (`image.mirrors.<kind>`).
+        mirrors
+            .set(kind, uri, "image.mirrors")
+            .expect("image.mirrors passed validation");
+    }
     Ok(Loaded {
         plan,
         secrets,
         spec_path: base_dir.join("cluster.toml"),
         warnings,
+        mirrors,
     })
 }
 

@@ -410,6 +410,11 @@ pub struct ImageSpec {
     /// `debian`, `proxmox` or a path to a rootfs tar.
     pub base: Option<String>,
     pub suite: Option<String>,
+    /// Per archive (`debian`, `debian-security`, `proxmox`, `ceph`), the URI a generated
+    /// base is built from instead of the default (a local mirror, a
+    /// `proxmox-offline-mirror` export).
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, String>,
     #[serde(default)]
     pub extra_packages: Vec<String>,
     #[serde(default)]

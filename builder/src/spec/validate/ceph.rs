@@ -36,6 +36,8 @@ impl Checker {
                         ),
                     );
                 }
+                // pve-manager `PVE/Ceph/Releases.pm`: tentacle first ships in 9.1.5 as a
+                // tech preview (153e6203) and becomes the default in 9.1.13 (f3c0665f).
                 Some(("tentacle", _, _)) => self.warn(
                     "ceph.release",
                     "tentacle needs pve-manager 9.1.13 or later on the nodes: 9.1.5 to 9.1.12 offer it only as a tech preview that pveceph install refuses without allow-experimental, older ones not at all; squid works on every PVE 9",

@@ -60,6 +60,13 @@ impl Checker {
                     "cluster.pve-version",
                     format!("{v} is not supported; use 8 (bookworm) or 9 (trixie)"),
                 );
+            } else if v == 8 {
+                // pve-docs `pve-faq.adoc`, support table: PVE 8 / bookworm EOL 2026-08.
+                self.warn(
+                    "cluster.pve-version",
+                    "Proxmox VE 8 (Debian 12 bookworm) reached end of life in 2026-08; \
+                     hcikit still builds it, but a new cluster should use 9 (trixie)",
+                );
             }
         }
         for (i, s) in c.ntp_servers.iter().enumerate() {

@@ -80,6 +80,11 @@ impl Checker {
                 );
             }
         }
+        for (kind, uri) in &im.mirrors {
+            if let Err(m) = crate::image::base::mirrors::check(kind, uri) {
+                self.err(format!("image.mirrors.{kind}"), m);
+            }
+        }
         for (i, p) in im.extra_packages.iter().enumerate() {
             let ok = p.len() >= 2
                 && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
