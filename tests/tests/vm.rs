@@ -80,9 +80,14 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     // The spec as a user would write it, plus a serial console and short waits for the
     // test; secrets files come along (paths in the spec are relative to it).
     let spec = prepare_spec(&run, sc)?;
-    let plan = hcikit::load(&spec)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?
-        .plan;
+    let loaded = hcikit::load(&spec).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let plan = loaded.plan.clone();
+    // The guest reports only a digest of root's shadow hash: the hash itself is a secret
+    // and stays out of the serial logs.
+    let root_hash_digest = loaded
+        .secrets
+        .get_id("root-password-hash")
+        .map(|h| hex::encode(Sha256::digest(String::from_utf8_lossy(h).trim().as_bytes())));
     let n = plan.nodes.len();
 
     // The default Debian base, made the same way `hcikit build` makes it, passed
@@ -144,7 +149,13 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
         quorum.insert(node, d);
     }
     for g in 0..n {
-        failures.extend(check_first_boot(&lab.lines(g), &plan, g, &rendered));
+        failures.extend(check_first_boot(
+            &lab.lines(g),
+            &plan,
+            g,
+            &rendered,
+            root_hash_digest.as_deref(),
+        ));
     }
     println!("{}", lab::timings("checker started (boot)", &boot));
     println!(
@@ -451,7 +462,13 @@ fn sha256_file(p: &Path) -> Result<String> {
 }
 
 /// Checks the first boot of guest `g` from its result lines.
-fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) -> Vec<String> {
+fn check_first_boot(
+    lines: &[String],
+    plan: &Plan,
+    g: usize,
+    rendered: &Path,
+    root_hash_digest: Option<&str>,
+) -> Vec<String> {
     let node = &plan.nodes[g];
     let name = &node.name;
     let mut f = Vec::new();
@@ -509,6 +526,26 @@ fn check_first_boot(lines: &[String], plan: &Plan, g: usize, rendered: &Path) ->
             find(lines, "localtime ")
         ),
     );
+    // Proxmox's pvecm create/add die without an ssh-rsa host key (pve-cluster
+    // `PVE::Cluster::Setup` `ssh_merge_known_hosts`): the node has one, its private and
+    // public halves belong together, and the build pinned it in the known_hosts file.
+    expect(
+        find(lines, "rsa-host-key ").is_some_and(|l| {
+            l.starts_with("rsa-host-key present=yes matches=yes pinned=")
+                && !l.ends_with("pinned=0")
+        }),
+        format!("no pinned RSA host key: {:?}", find(lines, "rsa-host-key ")),
+    );
+    // The spec's root password hash took effect (only a digest of it is reported).
+    if let Some(want) = root_hash_digest {
+        expect(
+            lines.contains(&format!("root-hash-sha256 {want}")),
+            format!(
+                "root's shadow entry is not the spec's hash: {:?}",
+                find(lines, "root-hash-sha256 ")
+            ),
+        );
+    }
     for file in ["/etc/hostname", "/etc/hosts", "/etc/network/interfaces"] {
         let want = sha256_file(&rendered.join(name).join(file.trim_start_matches('/')))
             .unwrap_or_else(|e| format!("unreadable rendered file: {e}"));

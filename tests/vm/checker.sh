@@ -96,6 +96,14 @@ if [ -e /var/lib/hcikit/apply-pending ]; then say "apply-pending present"; else 
 
 say "hostname $(hostname)"
 say "localtime $(readlink /etc/localtime)"
+# The RSA host key Proxmox needs: present, private and public halves matching, pinned.
+rsa_pub=$(cut -d' ' -f2 /etc/ssh/ssh_host_rsa_key.pub 2>/dev/null || true)
+rsa_from_private=$(ssh-keygen -y -f /etc/ssh/ssh_host_rsa_key 2>/dev/null | cut -d' ' -f2 || true)
+rsa_pinned=0
+[ -n "$rsa_pub" ] && rsa_pinned=$(grep -c "ssh-rsa $rsa_pub" /etc/ssh/ssh_known_hosts 2>/dev/null || true)
+say "rsa-host-key present=$([ -n "$rsa_pub" ] && echo yes || echo no) matches=$([ -n "$rsa_pub" ] && [ "$rsa_pub" = "$rsa_from_private" ] && echo yes || echo no) pinned=${rsa_pinned:-0}"
+# Root's password hash from the spec, as a digest (the hash itself is a secret).
+say "root-hash-sha256 $(getent shadow root | cut -d: -f2 | tr -d '\n' | sha256sum | cut -d' ' -f1)"
 # The Debian release the image was built from (trixie for PVE 9, bookworm for PVE 8).
 say "os codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-unknown}") kernel=$(uname -r)"
 for f in /etc/hostname /etc/hosts /etc/network/interfaces; do
