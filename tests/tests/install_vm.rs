@@ -74,22 +74,6 @@ fn prepare_spec(run: &Path) -> Result<PathBuf> {
     Ok(spec)
 }
 
-/// The agent that goes into the images: `$HCIKIT_AGENT`, else the newer of the release
-/// and debug builds.
-fn agent_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("HCIKIT_AGENT") {
-        return Ok(PathBuf::from(p));
-    }
-    let target = hcikit_tests::workspace_root().join("target");
-    ["release", "debug"]
-        .iter()
-        .map(|p| target.join(p).join("hcikit-firstboot"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .context("no hcikit-firstboot binary: run `cargo build -p hcikit-firstboot` first")
-}
-
 fn hcikit(args: &[&str]) -> Result<()> {
     let (code, err) = hcikit_tests::run_cli(args);
     ensure!(
@@ -358,7 +342,7 @@ fn run_install_tier() -> Result<()> {
         "--base",
         &base.display().to_string(),
         "--agent",
-        &agent_binary()?.display().to_string(),
+        &vm::agent_binary()?.display().to_string(),
         "--cache",
         &cache.display().to_string(),
     ])?;

@@ -109,7 +109,7 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
         "--base",
         &base.display().to_string(),
         "--agent",
-        &agent_binary()?.display().to_string(),
+        &vm::agent_binary()?.display().to_string(),
         "--cache",
         &vm::vm_cache_dir().display().to_string(),
     ])?;
@@ -278,22 +278,6 @@ fn prepare_spec(run: &Path, sc: &Scenario) -> Result<PathBuf> {
         }
     }
     Ok(spec)
-}
-
-/// The agent that goes into the images: `$HCIKIT_AGENT`, else the newer of the release
-/// and debug builds (`just vm-test` builds release first).
-fn agent_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("HCIKIT_AGENT") {
-        return Ok(PathBuf::from(p));
-    }
-    let target = hcikit_tests::workspace_root().join("target");
-    ["release", "debug"]
-        .iter()
-        .map(|p| target.join(p).join("hcikit-firstboot"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .context("no hcikit-firstboot binary: run `cargo build -p hcikit-firstboot` first")
 }
 
 /// Runs the hcikit CLI in-process, as `hcikit ARGS...`.

@@ -18,6 +18,23 @@ use std::path::PathBuf;
 
 /// Where the VM tests keep the built base between runs: `HCIKIT_VM_CACHE`, else
 /// `target/vm-cache` in the workspace.
+/// The agent that goes into the images: `$HCIKIT_AGENT`, else the newer of the release
+/// and debug builds (`just vm-test` and `just install-test` build release first).
+pub fn agent_binary() -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    if let Some(p) = std::env::var_os("HCIKIT_AGENT") {
+        return Ok(PathBuf::from(p));
+    }
+    let target = hcikit_tests::workspace_root().join("target");
+    ["release", "debug"]
+        .iter()
+        .map(|p| target.join(p).join("hcikit-firstboot"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .context("no hcikit-firstboot binary: run `cargo build -p hcikit-firstboot` first")
+}
+
 pub fn vm_cache_dir() -> PathBuf {
     std::env::var_os("HCIKIT_VM_CACHE")
         .map(PathBuf::from)
