@@ -8,41 +8,46 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Shown in place of a secret argument in logs, errors and command logs.
+/// Shown in place of a secret value in logs, errors and command logs.
 pub const REDACTED: &str = "<redacted>";
 
-/// One argument of a command line; secret ones never appear in [`CommandLine::display`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Arg {
-    /// The value, or for a [`Arg::file`] argument the path of the file holding it.
-    pub text: String,
-    pub secret: bool,
-    /// The real value is the content of the file at `text` (read just before running).
-    pub file: bool,
-}
-
-/// An argv whose secret arguments are redacted whenever it is shown.
+/// An argv plus the secret API parameters that go to the program on stdin.
+///
+/// A secret can never be part of the argv: there is no method to put one there, so no
+/// secret shows in `ps` or `/proc/<pid>/cmdline`. The plan names secrets by the path of
+/// their file on the node; [`CommandLine::secret_stdin`] reads them just before running.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct CommandLine {
-    pub args: Vec<Arg>,
+    args: Vec<String>,
+    /// `(API parameter, path of the file holding its value)`, fed by
+    /// [`crate::pveapi`]'s stdin.
+    secret_params: Vec<(String, String)>,
+    /// A [`crate::pveapi::command`]: its program comes on stdin, secrets or not.
+    api_script: bool,
+}
+
+/// What a command with secret parameters is fed on stdin, and the values it holds (so
+/// output that echoes one can be scrubbed).
+pub struct SecretStdin {
+    pub data: Vec<u8>,
+    pub values: Vec<String>,
 }
 
 impl CommandLine {
     pub fn new(program: &str) -> Self {
         CommandLine {
-            args: vec![Arg {
-                text: program.to_string(),
-                secret: false,
-                file: false,
-            }],
+            args: vec![program.to_string()],
+            secret_params: Vec::new(),
+            api_script: false,
         }
     }
+    /// Marks a [`crate::pveapi::command`], whose program is fed on stdin.
+    pub(crate) fn api_script(mut self) -> Self {
+        self.api_script = true;
+        self
+    }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
-        self.args.push(Arg {
-            text: a.into(),
-            secret: false,
-            file: false,
-        });
+        self.args.push(a.into());
         self
     }
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, it: I) -> Self {
@@ -55,68 +60,61 @@ impl CommandLine {
     pub fn opt(self, name: &str, value: impl Into<String>) -> Self {
         self.arg(format!("--{name}")).arg(value)
     }
-    /// `--name <secret value>`: the value is passed to the program but never shown.
-    pub fn secret_opt(mut self, name: &str, value: impl Into<String>) -> Self {
-        self = self.arg(format!("--{name}"));
-        self.args.push(Arg {
-            text: value.into(),
-            secret: true,
-            file: false,
-        });
+    /// API parameter `name` with the content of the secret file at `path` as its value,
+    /// passed on stdin (see [`crate::pveapi`]); only for [`crate::pveapi::command`]s.
+    pub fn secret_param(mut self, name: &str, path: impl Into<String>) -> Self {
+        self.secret_params.push((name.to_string(), path.into()));
         self
     }
-    /// `--name <content of secret file>`: the plan names secrets by path; the runner
-    /// reads the value just before executing ([`CommandLine::materialize`]).
-    pub fn secret_file_opt(mut self, name: &str, path: impl Into<String>) -> Self {
-        self = self.arg(format!("--{name}"));
-        self.args.push(Arg {
-            text: path.into(),
-            secret: true,
-            file: true,
-        });
-        self
+    /// The names of the secret parameters.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.secret_params.iter().map(|(n, _)| n.as_str())
     }
-    /// Replaces secret-file arguments by the files' content (trailing newline dropped).
-    pub fn materialize(&self, host: &dyn Host) -> Result<CommandLine> {
-        let mut out = self.clone();
-        for a in out.args.iter_mut().filter(|a| a.file) {
-            let bytes = host
-                .read(&a.text)?
-                .with_context(|| format!("secret file {} is missing", a.text))?;
-            let v = String::from_utf8(bytes)
-                .with_context(|| format!("secret file {} is not UTF-8", a.text))?;
-            a.text = v.trim_end_matches(['\n', '\r']).to_string();
-            a.file = false;
+    /// Reads the secret files (trailing newline dropped) and builds the stdin of a
+    /// [`crate::pveapi::command`] that carries them; `None` for any other command.
+    pub fn secret_stdin(&self, host: &dyn Host) -> Result<Option<SecretStdin>> {
+        if !self.api_script {
+            anyhow::ensure!(
+                self.secret_params.is_empty(),
+                "secret parameters of {} have no way to the program",
+                self.display()
+            );
+            return Ok(None);
         }
-        Ok(out)
+        let mut pairs = Vec::new();
+        for (name, path) in &self.secret_params {
+            let bytes = host
+                .read(path)?
+                .with_context(|| format!("secret file {path} is missing"))?;
+            let v = String::from_utf8(bytes)
+                .with_context(|| format!("secret file {path} is not UTF-8"))?;
+            pairs.push((name.clone(), v.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        Ok(Some(SecretStdin {
+            data: crate::pveapi::stdin(&pairs),
+            values: pairs.into_iter().map(|(_, v)| v).collect(),
+        }))
     }
-    /// The real argv (contains secrets: only for executing).
+    /// The argv (never holds a secret).
     pub fn argv(&self) -> Vec<&str> {
-        self.args.iter().map(|a| a.text.as_str()).collect()
+        self.args.iter().map(String::as_str).collect()
     }
     pub fn program(&self) -> &str {
-        &self.args[0].text
+        &self.args[0]
     }
-    /// The command line for humans, logs and errors, with secrets redacted.
+    /// The command line for humans, logs and errors; secret parameters are named, with
+    /// their values redacted, after the argv.
     pub fn display(&self) -> String {
-        self.args
+        let mut s = self
+            .args
             .iter()
-            .map(|a| {
-                if a.secret {
-                    REDACTED.to_string()
-                } else {
-                    crate::cmd::quote(&a.text)
-                }
-            })
+            .map(|a| crate::cmd::quote(a))
             .collect::<Vec<_>>()
-            .join(" ")
-    }
-    /// The secret values, so output that echoes one can be scrubbed.
-    pub fn secrets(&self) -> impl Iterator<Item = &str> {
-        self.args
-            .iter()
-            .filter(|a| a.secret)
-            .map(|a| a.text.as_str())
+            .join(" ");
+        for (name, _) in &self.secret_params {
+            s.push_str(&format!(" <stdin: {name}={REDACTED}>"));
+        }
+        s
     }
 }
 
@@ -362,19 +360,74 @@ mod tests {
             .is_err());
     }
 
+    /// A host whose only file is one secret, for [`CommandLine::secret_stdin`].
+    struct OneFile(&'static str, &'static [u8]);
+    impl Host for OneFile {
+        fn run(&self, _: &CommandLine, _: Option<&[u8]>, _: Duration) -> Result<Output> {
+            unreachable!()
+        }
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+            Ok((path == self.0).then(|| self.1.to_vec()))
+        }
+        fn write_atomic(&self, _: &str, _: &[u8], _: u32) -> Result<()> {
+            unreachable!()
+        }
+        fn remove(&self, _: &str) -> Result<()> {
+            unreachable!()
+        }
+        fn exists(&self, _: &str) -> bool {
+            unreachable!()
+        }
+        fn resolve(&self, p: &str) -> Result<String> {
+            Ok(p.into())
+        }
+        fn now_ms(&self) -> u64 {
+            0
+        }
+        fn sleep(&self, _: Duration) {}
+        fn reachable(&self, _: &str) -> bool {
+            false
+        }
+        fn report(&self, _: &str) {}
+    }
+
     #[test]
-    fn secret_arguments_are_redacted_in_display() {
-        let c = CommandLine::new("pvesh")
-            .arg("create")
-            .secret_opt("password", "hunter2")
+    fn secret_parameters_go_to_stdin_never_to_argv() {
+        let c = crate::pveapi::command("create", "/cluster/notifications/endpoints/smtp")
+            .opt("name", "mail")
+            .secret_param("password", "/etc/hcikit/secrets/smtp")
             .opt("comment", "two words");
         let d = c.display();
         assert_eq!(
             d,
-            "pvesh create --password <redacted> --comment 'two words'"
+            "perl - create /cluster/notifications/endpoints/smtp --name mail --comment 'two words' <stdin: password=<redacted>>"
         );
-        assert_eq!(c.argv()[3], "hunter2");
         assert_eq!(format!("{c:?}"), d);
+        let h = OneFile("/etc/hcikit/secrets/smtp", b"hunter2\n");
+        let s = c.secret_stdin(&h).unwrap().unwrap();
+        assert_eq!(s.values, ["hunter2"]);
+        let (script, m) = crate::pveapi::split_stdin(&s.data).unwrap();
+        assert_eq!(script, crate::pveapi::SCRIPT);
+        assert_eq!(m["password"], "hunter2");
+        assert!(c.argv().iter().all(|a| !a.contains("hunter2")));
+        // Without secrets the script still comes on stdin, with no parameters.
+        let plain = crate::pveapi::command("create", "/access/domains").opt("realm", "x");
+        let s = plain.secret_stdin(&h).unwrap().unwrap();
+        assert!(s.values.is_empty());
+        assert!(crate::pveapi::split_stdin(&s.data).unwrap().1.is_empty());
+        // Other commands have no such stdin, and cannot take secret parameters; a missing
+        // secret file is an error naming it.
+        assert!(CommandLine::new("true").secret_stdin(&h).unwrap().is_none());
+        assert!(CommandLine::new("pvesh")
+            .secret_param("password", "/etc/hcikit/secrets/smtp")
+            .secret_stdin(&h)
+            .is_err());
+        let e = crate::pveapi::command("create", "/access/domains")
+            .secret_param("password", "/nope")
+            .secret_stdin(&h)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("/nope"), "{e:#}");
     }
 
     #[test]

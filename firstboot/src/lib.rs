@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`plan`]: the resolved cluster Plan (the contract with the builder).
+//! - [`pveapi`]: Proxmox API calls whose secret parameters travel on stdin, not argv.
 //! - [`layout`]: ESP layout and on-node paths shared with the builder.
 //! - [`error`]: bad input (exit 2) as an error type.
 //! - [`apply`]: `hcikit-firstboot apply`: install the node's files and secrets from the ESP.
@@ -27,6 +28,7 @@ pub mod install;
 pub mod layout;
 pub mod observe;
 pub mod plan;
+pub mod pveapi;
 pub mod report;
 pub mod run;
 pub mod state;

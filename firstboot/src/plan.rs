@@ -522,7 +522,7 @@ pub struct Realm {
     pub name: String,
     /// `ad`, `ldap` or `openid`.
     pub kind: String,
-    /// Options as written in `domains.cfg` / passed to `pveum realm add`, e.g.
+    /// Options as written in `domains.cfg` / passed to `POST /access/domains`, e.g.
     /// `server1` → `dc1.corp.example`, `base_dn` → `dc=corp,dc=example`.
     pub options: BTreeMap<String, String>,
     /// Bind password (LDAP/AD) or client key (OpenID), if any.

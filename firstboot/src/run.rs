@@ -582,21 +582,24 @@ impl Runner<'_> {
             | ActionKind::OsdCreate { cmd: c, .. } => c,
             _ => return m,
         };
-        if let Ok(real) = cmd.line.materialize(self.h) {
-            for s in real.secrets().filter(|s| !s.is_empty()) {
-                m = m.replace(s, REDACTED);
+        if let Ok(Some(secret)) = cmd.line.secret_stdin(self.h) {
+            for s in secret.values.iter().filter(|s| !s.is_empty()) {
+                m = m.replace(s.as_str(), REDACTED);
             }
         }
         m
     }
 
     fn exec(&mut self, c: &Cmd) -> Result<Option<Output>> {
-        let line = c.line.materialize(self.h)?;
-        let out = self.h.run(
-            &line,
-            c.stdin.as_deref(),
-            Duration::from_secs(c.timeout_secs),
-        )?;
+        // A command has either secret parameters or a stdin of its own, never both.
+        let secret = c.line.secret_stdin(self.h)?;
+        let stdin = match &secret {
+            Some(s) => Some(s.data.as_slice()),
+            None => c.stdin.as_deref(),
+        };
+        let out = self
+            .h
+            .run(&c.line, stdin, Duration::from_secs(c.timeout_secs))?;
         Ok(Some(out))
     }
 

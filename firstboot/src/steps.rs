@@ -577,12 +577,12 @@ impl Step {
                     return format!("smtp target {name}");
                 };
                 let mut c = format!(
-                    "pvesh create /cluster/notifications/endpoints/smtp --name {} --server {} --port {} --mode {} --from-address {}",
+                    "perl - create /cluster/notifications/endpoints/smtp --name {} --server {} --port {} --mode {} --from-address {}",
                     s.name, s.server, s.port, s.mode, s.from_address
                 );
                 if let Some(u) = &s.username {
                     c.push_str(&format!(
-                        " --username {u} --password <{}>",
+                        " --username {u} <stdin: password={}>",
                         s.password.as_ref().map_or("", |p| p.id.as_str())
                     ));
                 }
@@ -625,7 +625,15 @@ impl Step {
                     .iter()
                     .map(|(k, v)| format!(" --{k} {v}"))
                     .collect();
-                format!("pveum realm add {} --type {}{opts}", r.name, r.kind)
+                let secret = match (&r.secret, r.kind.as_str()) {
+                    (Some(s), "openid") => format!(" <stdin: client-key={}>", s.id),
+                    (Some(s), _) => format!(" <stdin: password={}>", s.id),
+                    (None, _) => String::new(),
+                };
+                format!(
+                    "perl - create /access/domains --realm {} --type {}{opts}{secret}",
+                    r.name, r.kind
+                )
             }
             Step::TestMail(t) => {
                 format!("pvesh create /cluster/notifications/targets/{t}/test")

@@ -130,6 +130,7 @@ my @api = (
     ['get', '/storage', 'PVE::API2::Storage::Config', ''],
     ['create', '/storage', 'PVE::API2::Storage::Config', ''],
     ['get', '/access/domains', 'PVE::API2::Domains', ''],
+    ['create', '/access/domains', 'PVE::API2::Domains', ''],
     ['get', '/access/users/{userid}', 'PVE::API2::User', '{userid}'],
     ['get', '/cluster/ha/groups', 'PVE::API2::HA::Groups', ''],
     ['get', '/cluster/ha/rules', 'PVE::API2::HA::Rules', ''],

@@ -144,6 +144,9 @@ pub struct LogEntry {
     pub end_ms: u64,
     /// Shown with secrets redacted.
     pub command: String,
+    /// The argv as executed: what `ps` and `/proc/<pid>/cmdline` would show. Kept apart
+    /// from `command` so tests can hold the agent to never putting a secret here.
+    pub argv: Vec<String>,
     pub exit: i32,
     pub timed_out: bool,
     /// For commands that change something: did the agent verify the result?
@@ -453,6 +456,7 @@ impl Host for SimHost {
             start_ms: start,
             end_ms: start + spent,
             command: cmd.display(),
+            argv: argv.clone(),
             exit: out.code,
             timed_out: out.timed_out,
             verified: None,

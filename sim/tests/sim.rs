@@ -633,13 +633,24 @@ fn pve9_rules_and_a_realm_converge() {
     let realm = r
         .log
         .iter()
-        .find(|e| e.command.starts_with("pveum realm add corp"))
+        .find(|e| {
+            e.command
+                .starts_with("perl - create /access/domains --realm corp")
+        })
         .unwrap();
     assert!(
-        realm.command.contains("--password <redacted>"),
+        realm.command.ends_with(" <stdin: password=<redacted>>"),
         "{}",
         realm.command
     );
+    // The bind password reached Proxmox (on stdin), and is not in the public listing.
+    assert_eq!(
+        r.world.pmx.realm_secrets["corp"],
+        hcikit_sim::world::sim_realm_secret("corp")
+    );
+    assert!(r.world.pmx.realms["corp"]
+        .iter()
+        .all(|(k, _)| k != "password"));
     for e in &r.log {
         for s in SimReport::secrets() {
             assert!(!e.command.contains(s));

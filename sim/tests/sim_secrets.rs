@@ -72,7 +72,7 @@ fn no_secret_in_logs_commands_states_or_status() {
     }
     all.push_str(&r.world.summary().to_string());
     assert!(
-        all.contains("--password <redacted>"),
+        all.contains("<stdin: password=<redacted>>"),
         "the password argument was redacted"
     );
     for secret in SimReport::secrets() {

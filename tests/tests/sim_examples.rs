@@ -78,7 +78,7 @@ fn simulate_command_prints_timeline_json_and_fails_on_a_missing_peer() {
     );
     assert!(text.contains("waiting for pve2 to join first"), "{text}");
     assert!(text.contains("HEALTH_OK"));
-    assert!(text.contains("--password <redacted>"));
+    assert!(text.contains("<stdin: password=<redacted>>"), "{text}");
 
     let out = Command::new(hcikit_bin())
         .args([

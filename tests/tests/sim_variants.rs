@@ -81,3 +81,73 @@ fn realms_and_a_two_severity_matcher_converge() {
         );
     }
 }
+
+/// D16: no secret is ever on an argv the agent runs (what `ps` and `/proc/<pid>/cmdline`
+/// show), for every kind: SMTP password, LDAP and AD bind passwords, OpenID client key,
+/// and the others the simulator knows. Each still reaches Proxmox: the simulated API got
+/// every realm's own secret (on stdin) and every SMTP password.
+#[test]
+fn no_secret_is_ever_on_a_command_line() {
+    let mut runs = Vec::new();
+    for name in ["lab", "lab-pve8", "minipc"] {
+        runs.push((name.to_string(), simulate(&format!("examples/{name}.toml"))));
+    }
+    runs.push((
+        "realms-notify".into(),
+        simulate("tests/golden/spec/ok/realms-notify.toml"),
+    ));
+    // The same spec with a bind password on its LDAP realm too (the spec's has none).
+    let spec = workspace_root().join("tests/golden/spec/ok/realms-notify.toml");
+    let mut plan = hcikit::spec::load(&spec).expect("spec loads").plan;
+    for r in plan.realms.iter_mut().filter(|r| r.kind == "ldap") {
+        r.secret = Some(hcikit_firstboot::plan::SecretRef::new(format!(
+            "realm/{}/bind-password",
+            r.name
+        )));
+    }
+    let r = sim::simulate(&plan, &SimConfig::default());
+    runs.push(("realms-notify+ldap-bind".into(), (plan, r)));
+    let mut kinds = std::collections::BTreeSet::new();
+    for (name, (plan, r)) in &runs {
+        assert!(r.all_done(), "{name}: {:?}", r.outcomes);
+        assert!(!r.log.is_empty());
+        for e in &r.log {
+            for a in &e.argv {
+                for s in sim::SimReport::secrets() {
+                    assert!(
+                        !a.contains(s),
+                        "{name}: a secret on the argv of {}",
+                        e.command
+                    );
+                }
+            }
+        }
+        for realm in &plan.realms {
+            if realm.secret.is_some() {
+                assert_eq!(
+                    r.world.pmx.realm_secrets.get(&realm.name),
+                    Some(&sim::world::sim_realm_secret(&realm.name)),
+                    "{name}: realm {}",
+                    realm.name
+                );
+                kinds.insert(realm.kind.clone());
+            }
+        }
+        for t in &plan.notifications.smtp {
+            if t.password.is_some() {
+                assert_eq!(
+                    r.world.pmx.smtp_passwords.get(&t.name).map(String::as_str),
+                    Some(sim::world::SIM_SMTP_PASSWORD),
+                    "{name}: SMTP target {}",
+                    t.name
+                );
+                kinds.insert("smtp".into());
+            }
+        }
+    }
+    // Every secret kind was exercised.
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["ad", "ldap", "openid", "smtp"]
+    );
+}

@@ -37,18 +37,20 @@ impl Ctx<'_> {
                 let Some(s) = plan.notifications.smtp.iter().find(|s| &s.name == t) else {
                     return Eval::Fatal(format!("SMTP target {t} is not in the plan"));
                 };
-                let mut c = CommandLine::new("pvesh")
-                    .args(["create", "/cluster/notifications/endpoints/smtp"])
-                    .opt("name", s.name.clone())
-                    .opt("server", s.server.clone())
-                    .opt("port", s.port.to_string())
-                    .opt("mode", s.mode.clone())
-                    .opt("from-address", s.from_address.clone());
+                // The password goes on stdin (crate::pveapi), so the call goes through
+                // the API script rather than pvesh, which takes parameters only on argv.
+                let mut c =
+                    crate::pveapi::command("create", "/cluster/notifications/endpoints/smtp")
+                        .opt("name", s.name.clone())
+                        .opt("server", s.server.clone())
+                        .opt("port", s.port.to_string())
+                        .opt("mode", s.mode.clone())
+                        .opt("from-address", s.from_address.clone());
                 if let Some(u) = &s.username {
                     c = c.opt("username", u.clone());
                 }
                 if let Some(p) = &s.password {
-                    c = c.secret_file_opt("password", p.node_path());
+                    c = c.secret_param("password", p.node_path());
                 }
                 for m in &s.mailto {
                     c = c.opt("mailto", m.clone());
@@ -151,8 +153,11 @@ impl Ctx<'_> {
                 let Some(r) = plan.realms.iter().find(|r| &r.name == name) else {
                     return Eval::Fatal(format!("realm {name} is not in the plan"));
                 };
-                let mut c = CommandLine::new("pveum")
-                    .args(["realm", "add", &r.name])
+                // `pveum realm add` is pve-access-control `PVE::API2::Domains` `create`
+                // (`src/PVE/CLI/pveum.pm` cmddef); called through the API script so the
+                // bind password / client key goes on stdin (crate::pveapi).
+                let mut c = crate::pveapi::command("create", "/access/domains")
+                    .opt("realm", r.name.clone())
                     .opt("type", r.kind.clone());
                 for (k, v) in &r.options {
                     c = c.opt(k, v.clone());
@@ -163,7 +168,7 @@ impl Ctx<'_> {
                     } else {
                         "password"
                     };
-                    c = c.secret_file_opt(key, s.node_path());
+                    c = c.secret_param(key, s.node_path());
                 }
                 if r.default {
                     c = c.opt("default", "1");

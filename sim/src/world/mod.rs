@@ -28,9 +28,15 @@ pub const SIM_SMTP_PASSWORD: &str = "sim-Smtp-Pa55word-7c1e";
 pub const SIM_BOOTSTRAP_PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAAsimBootstrapPrivate9f2a";
 /// The seeded corosync key every simulated node holds (a secret).
 pub const SIM_AUTHKEY: &str = "sim-corosync-authkey-5e1d";
-/// The realm bind secret every simulated node holds (a secret).
+/// The start of every realm secret (bind password, client key) in the simulated world.
 pub const SIM_REALM_SECRET: &str = "sim-Realm-Bind-9d2f";
 /// The simulated RSA host key line of a node.
+/// The value of realm `realm`'s secret file (bind password or client key) in the
+/// simulated world: one per realm, so a test can tell which realm got which.
+pub fn sim_realm_secret(realm: &str) -> String {
+    format!("{SIM_REALM_SECRET}-{realm}")
+}
+
 pub fn sim_rsa_pub(node: &str) -> String {
     format!("ssh-rsa AAAAB3NzaC1yc2EsimHostKeyOf{node} root@{node}")
 }
@@ -195,6 +201,10 @@ pub struct Pmxcfs {
     /// Matchers whose severity rules can never all match one notification.
     pub dead_matchers: BTreeSet<String>,
     pub realms: BTreeMap<String, Vec<(String, String)>>,
+    /// Realm → bind password (`/etc/pve/priv/realm/<realm>.pw`) or OpenID client key.
+    /// Never serialised.
+    #[serde(skip)]
+    pub realm_secrets: BTreeMap<String, String>,
     pub authorized_keys: String,
     /// `/etc/pve/priv/known_hosts`, made by `pvecm create` (Setup.pm `ssh_merge_known_hosts`).
     pub known_hosts: String,
@@ -364,7 +374,10 @@ impl World {
                 );
                 for r in &plan.realms {
                     if let Some(sec) = &r.secret {
-                        files.insert(sec.node_path(), format!("{SIM_REALM_SECRET}\n").into_bytes());
+                        files.insert(
+                            sec.node_path(),
+                            format!("{}\n", sim_realm_secret(&r.name)).into_bytes(),
+                        );
                     }
                 }
                 let mut disks = vec![SimDisk {
@@ -732,6 +745,21 @@ impl World {
     /// Runs a command (already stripped of any `ssh` wrapper) on node `i`.
     pub fn command(&mut self, i: usize, argv: &[String], stdin: Option<&[u8]>) -> Reply {
         let q = self.lat.query_ms;
+        let translated;
+        let argv = if argv.first().map(String::as_str) == Some("perl") {
+            match api_script_argv(argv, stdin) {
+                Ok(a) => {
+                    translated = a;
+                    &translated[..]
+                }
+                Err(mut r) => {
+                    r.latency_ms = q;
+                    return r;
+                }
+            }
+        } else {
+            argv
+        };
         // Proxmox's tools are checked against the schemas of the source for this PVE
         // major; the other programs against their hand-written synopses.
         let parsed = crate::schema::check(argv, self.plan.cluster.pve_major)
@@ -772,7 +800,18 @@ impl World {
             }
             "ha-manager groupadd" => self.ha_groupadd(i, &p),
             "ha-manager rules add" => self.ha_rules_add(i, &p),
-            "pveum realm add" => self.realm_add(i, &p),
+            "pveum realm add" => {
+                let r = p.pos[0].clone();
+                self.realm_add(i, &r, &p)
+            }
+            "pvesh create /access/domains" => match p.opt("realm").map(str::to_string) {
+                Some(r) => self.realm_add(i, &r, &p),
+                None => fail(
+                    self.lat.write_ms,
+                    255,
+                    "400 Parameter verification failed.\nrealm: property is missing and it is not optional",
+                ),
+            },
             "pveum user modify" => self.user_modify(i, &p),
             "ceph -s"
             | "ceph mon dump"
@@ -875,4 +914,49 @@ fn fail_text(k: &FailKind) -> String {
         }
         FailKind::TaskError(m) => m.clone(),
     }
+}
+
+/// The agent's API script (`perl -`, [`hcikit_firstboot::pveapi::SCRIPT`] on stdin) as
+/// the equivalent `pvesh` argv, the secret parameters from stdin appended as options, so
+/// the schema check and the handlers see what the script's `$handler->handle` gets. Any
+/// other Perl program is not simulated. The script's own refusals, in its words: a verb
+/// other than create/set, a parameter both on argv and on stdin.
+fn api_script_argv(argv: &[String], stdin: Option<&[u8]>) -> Result<Vec<String>, Reply> {
+    use hcikit_firstboot::pveapi;
+    let script = stdin.and_then(pveapi::split_stdin);
+    let (Some("-"), Some((program, secrets))) = (argv.get(1).map(String::as_str), script) else {
+        return Err(fail(0, 255, "sim: this perl program is not simulated"));
+    };
+    if program != pveapi::SCRIPT {
+        return Err(fail(0, 255, "sim: this perl program is not simulated"));
+    }
+    let verb = argv.get(2).map(String::as_str).unwrap_or_default();
+    if verb != "create" && verb != "set" {
+        return Err(fail(0, 255, format!("ERROR: unknown command '{verb}'")));
+    }
+    let mut out = vec!["pvesh".to_string()];
+    out.extend(argv[2..].iter().cloned());
+    for (k, v) in secrets {
+        let flag = format!("--{k}");
+        if argv[3..]
+            .iter()
+            .any(|a| *a == flag || *a == format!("-{k}"))
+        {
+            return Err(fail(
+                0,
+                255,
+                format!("parameter '{k}' given on the command line and on stdin"),
+            ));
+        }
+        let serde_json::Value::String(v) = v else {
+            return Err(fail(
+                0,
+                255,
+                format!("sim: secret parameter {k} is not a string"),
+            ));
+        };
+        out.push(flag);
+        out.push(v);
+    }
+    Ok(out)
 }

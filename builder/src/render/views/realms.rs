@@ -6,7 +6,8 @@ use hcikit_firstboot::plan::*;
 
 /// `domains.cfg`: the built-in `pam` and `pve` realms, then the spec's realms. An OpenID
 /// realm's client key lives in this file (LDAP/AD bind passwords live in
-/// `priv/realm/<realm>.pw`, written by the agent through `pveum realm add --password`).
+/// `priv/realm/<realm>.pw`, written by Proxmox when the agent adds the realm with the
+/// password on stdin: `hcikit_firstboot::pveapi`).
 pub(crate) fn domains(plan: &Plan, secrets: &SecretView) -> Vec<Section> {
     let mut out = vec![
         section(
