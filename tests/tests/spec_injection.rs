@@ -264,6 +264,55 @@ fn pool_names_never_start_like_an_option() {
     assert!(lab_errors(&[("name = \"cephrdb01\"", "name = \"rbd2\"")]).is_empty());
 }
 
+/// Every spec value the agent passes as a positional argument (cluster name to `pvecm
+/// create`, pool name to `pveceph pool create`, HA group name to `ha-manager groupadd`
+/// and `rules add`, Ceph section and option name to `ceph config set`, OSD device to
+/// `pveceph osd create`) is refused when it starts with '-', so none can be read as an
+/// option; realm names are passed as `--realm` values. (Ceph option values are the one
+/// free-form positional: see docs/security.md.)
+#[test]
+fn no_positional_argument_from_the_spec_starts_like_an_option() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("name = \"lab\"", "name = \"-lab\"", "cluster.name"),
+        ("name = \"lab\"", "name = \"--help\"", "cluster.name"),
+        (
+            "name = \"cephrdb01\"",
+            "name = \"-p\"",
+            "ceph.pools[0].name",
+        ),
+        (
+            "name = \"prefer-pve1\"",
+            "name = \"-g1\"",
+            "ha.groups[0].name",
+        ),
+        (
+            "osd-disks = [\"/dev/sdb\"",
+            "osd-disks = [\"-dev\"",
+            "nodes[0].osd-disks[0]",
+        ),
+        (
+            "[[ha.groups]]",
+            "[ceph.config.global]\n\"-debug_ms\" = \"0/5\"\n\n[[ha.groups]]",
+            "ceph.config.global.-debug_ms",
+        ),
+        (
+            "[[ha.groups]]",
+            "[ceph.config.-osd]\ndebug_ms = \"0/5\"\n\n[[ha.groups]]",
+            "ceph.config.-osd",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let errs = lab_errors(&[(from, to)]);
+        assert!(errs.iter().any(|(k, _)| k == key), "{to}: {errs:?}");
+    }
+    // The well-formed forms pass.
+    assert!(lab_errors(&[(
+        "[[ha.groups]]",
+        "[ceph.config.global]\n\"debug ms\" = \"0/5\"\n\n[[ha.groups]]"
+    )])
+    .is_empty());
+}
+
 #[test]
 fn networks_may_not_share_addresses() {
     for (mgmt, storage) in [

@@ -308,12 +308,15 @@ impl Checker {
             for (opt, val) in opts {
                 let ok = format!("{k}.{opt}");
                 let norm = opt.replace([' ', '-'], "_");
-                if opt.is_empty()
+                // Starting with a letter, as every Ceph option does: the name is a
+                // positional of `ceph config set`, where a leading '-' would read as an
+                // option of the ceph CLI.
+                if !opt.starts_with(|ch: char| ch.is_ascii_alphabetic())
                     || !opt
                         .chars()
                         .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | ' ' | '-'))
                 {
-                    self.err(&ok, "is not a ceph.conf option name");
+                    self.err(&ok, "is not a ceph.conf option name; use letters, digits, '_', '-' and spaces, starting with a letter");
                 } else if MANAGED_CEPH_OPTIONS.contains(&norm.as_str()) {
                     self.err(&ok, "is managed by hcikit (set it through ceph.public-network, cluster-network, size or min-size)");
                 }
