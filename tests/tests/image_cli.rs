@@ -231,6 +231,33 @@ fn an_unwritable_output_folder_is_bad_input() {
 }
 
 #[test]
+fn a_second_build_into_the_same_folder_fails_while_one_runs() {
+    let c = case();
+    std::fs::create_dir_all(&c.out).unwrap();
+    // What a running build holds for its whole length.
+    let running = hcikit::image::lock::BuildLock::acquire(&c.out).unwrap();
+    let mut cmd = c.cmd();
+    cmd.arg("--base").arg(&c.fx.base);
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another hcikit build is writing into {}",
+            c.out.display()
+        )),
+        "{stderr}"
+    );
+    // It wrote nothing and left the running build's lock alone.
+    let names: Vec<String> = std::fs::read_dir(&c.out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [hcikit::image::lock::LOCK_FILE]);
+    drop(running);
+    assert_no_outputs(&c.out);
+}
+
+#[test]
 fn missing_mke2fs_names_the_package() {
     let c = case();
     let mut cmd = c.cmd();

@@ -5,7 +5,8 @@
 //! The parts: [`base`] (the Debian / Proxmox base), [`rootfs`] (base + overlays + agent as
 //! one tar), [`ext4`] (that tar as the root filesystem), [`esp`] (the FAT32 ESP), [`disk`]
 //! (GPT layout), [`output`] (sparse / zstd image files, atomic renames), [`bmap`],
-//! [`installer`] (the USB installer stick); the private `root` keeps the built root in
+//! [`installer`] (the USB installer stick), [`lock`] (one build per output folder); the
+//! private `root` keeps the built root in
 //! the cache.
 //!
 //! The root is cached under `<cache>/root-<key>/` where the key hashes everything that
@@ -19,6 +20,7 @@ pub mod disk;
 pub mod esp;
 pub mod ext4;
 pub mod installer;
+pub mod lock;
 pub mod output;
 mod root;
 pub mod rootfs;
@@ -274,6 +276,9 @@ pub fn check_nodes(plan: &Plan, nodes: &[String]) -> Result<()> {
 fn build_in(input: &BuildInput, opts: &BuildOptions) -> Result<Manifest> {
     let plan = input.plan;
     check_out_dir(&opts.out_dir)?;
+    // Held until the build ends: cleaning stale files, staging and the commit belong to
+    // one build at a time.
+    let _lock = lock::BuildLock::acquire(&opts.out_dir)?;
     Staged::clean_stale(&opts.out_dir);
     let layout = Layout::compute(plan.image.disk_size, plan.image.esp_size)?;
     let nodes = selected_nodes(plan, &opts.nodes)?;
