@@ -581,16 +581,17 @@ impl Step {
                     s.name, s.server, s.port, s.mode, s.from_address
                 );
                 if let Some(u) = &s.username {
-                    c.push_str(&format!(
-                        " --username {u} <stdin: password={}>",
-                        s.password.as_ref().map_or("", |p| p.id.as_str())
-                    ));
+                    c.push_str(&format!(" --username {u}"));
                 }
                 for m in &s.mailto {
                     c.push_str(&format!(" --mailto {m}"));
                 }
                 for m in &s.mailto_user {
                     c.push_str(&format!(" --mailto-user {m}"));
+                }
+                // As `CommandLine::display` shows it: the secret goes on stdin.
+                if let Some(p) = &s.password {
+                    c.push_str(&format!(" <stdin: password={}>", p.id));
                 }
                 c
             }
