@@ -7,11 +7,13 @@
 #
 # Usage: tests/vm/netinstall.sh HCIKIT_BIN PXE_TREE WORKDIR TIMEOUT_S GUEST...
 #   GUEST = NAME:MAC:TARGET_IMG[:DECOY_IMG[:DECOY_MODEL:DECOY_SERIAL]]
-#   Each guest runs until it powers off or TIMEOUT_S passes (then it is stopped).
+#   Each guest runs until it powers off, its console matches $STOP_PATTERN (an extended
+#   regular expression), or TIMEOUT_S passes; then it is stopped (WORKDIR/NAME.stopped).
 # Writes WORKDIR/NAME.console, WORKDIR/NAME.seconds (power-on to power-off) and
 # WORKDIR/serve.json (the server's --json report lines) and serve.log.
 set -euo pipefail
 bin=$1 tree=$2 work=$3 timeout=$4
+stop=${STOP_PATTERN:-}
 shift 4
 ns=hcikit-net-$$
 mkdir -p "$work/tftp"
@@ -69,14 +71,27 @@ for g in "$@"; do
     fi
     (
         start=$(date +%s)
-        timeout "$timeout" ip netns exec "$ns" qemu-system-x86_64 -machine q35 -accel tcg \
+        ip netns exec "$ns" qemu-system-x86_64 -machine q35 -accel tcg \
             -m 2048 -smp 1 -nodefaults -no-user-config -display none -no-reboot \
             -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
             -drive if=pflash,format=raw,file="$work/$name.vars.fd" \
             -serial file:"$work/$name.console" -nic none \
             -netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no" \
             -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom,bootindex=1" \
-            "${disks[@]}" || echo "qemu exit $?" >>"$work/$name.console.note"
+            "${disks[@]}" &
+        q=$!
+        # A guest ends by powering off; one that stopped with a message (unknown MAC,
+        # failed install: both halt rather than loop) is stopped here once it said so.
+        while kill -0 "$q" 2>/dev/null; do
+            if (($(date +%s) - start > timeout)) || { [[ -n $stop ]] &&
+                grep -aqE "$stop" "$work/$name.console" 2>/dev/null; }; then
+                sleep 3
+                kill "$q" 2>/dev/null || true
+                echo stopped >"$work/$name.stopped"
+            fi
+            sleep 2
+        done
+        wait "$q" || true
         echo $(($(date +%s) - start)) >"$work/$name.seconds"
     ) &
     pids+=($!)

@@ -199,8 +199,10 @@ pub struct HttpFile {
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(10)))
-        // A stalled server counts as a broken connection and is resumed.
-        .timeout_recv_body(Some(Duration::from_secs(30)))
+        // No limit on the body: ureq's is for the whole body, and the root takes as long
+        // as the disk needs (the writer stops reading while it verifies, and long runs of
+        // holes decompress from a few bytes). A connection that breaks is resumed.
+        .timeout_recv_body(None)
         .timeout_recv_response(Some(Duration::from_secs(30)))
         .http_status_as_error(true)
         .max_redirects(0)
