@@ -493,4 +493,50 @@ mod tests {
         assert!(s.find("udevadm settle").unwrap() < run);
         assert!(!s.contains("reboot"), "a failed install must not loop");
     }
+
+    #[test]
+    fn entries_carry_programs_rules_modules_and_init() {
+        let kver = "6.1.0-1-amd64";
+        let md = format!("usr/lib/modules/{kver}");
+        let mut items = vec![Item::symlink("lib", "usr/lib")];
+        for p in PROGRAMS.iter().chain(UDEV_RULES) {
+            items.push(Item::file(p, 0o755, Data::Bytes(format!("#!{p}").into_bytes())));
+        }
+        items.push(Item::file(
+            &format!("{md}/modules.dep"),
+            0o644,
+            Data::Bytes(b"kernel/nvme.ko.xz: kernel/nvme-core.ko.xz\nkernel/nvme-core.ko.xz:\n".to_vec()),
+        ));
+        for m in ["nvme", "nvme-core"] {
+            items.push(Item::file(
+                &format!("{md}/kernel/{m}.ko.xz"),
+                0o644,
+                Data::Bytes(m.as_bytes().to_vec()),
+            ));
+        }
+        let read = |i: &Item| -> Result<Vec<u8>> {
+            match &i.data {
+                Data::Bytes(b) => Ok(b.clone()),
+                _ => Ok(Vec::new()),
+            }
+        };
+        let e = entries(&items, &read, b"agent", kver).unwrap();
+        let by: BTreeMap<&str, &Entry> = e.iter().map(|e| (e.path.as_str(), e)).collect();
+        assert_eq!(by[AGENT].data, b"agent");
+        for p in PROGRAMS.iter().chain(UDEV_RULES) {
+            assert!(by.contains_key(p), "{p} missing");
+        }
+        assert_eq!(by["lib"].data, b"usr/lib", "folder links come along");
+        let init = String::from_utf8(by["init"].data.clone()).unwrap();
+        let core = init.find("kernel/nvme-core.ko.xz").unwrap();
+        assert!(core < init.find("kernel/nvme.ko.xz").unwrap());
+        assert!(by.contains_key(format!("{md}/kernel/nvme.ko.xz").as_str()));
+        // Same inputs, same archive.
+        let a = build(&items, &read, b"agent", kver, 7).unwrap();
+        assert_eq!(a, build(&items, &read, b"agent", kver, 7).unwrap());
+        // A base without one of the programs is refused, naming it.
+        items.retain(|i| i.path != "usr/bin/efibootmgr");
+        let err = entries(&items, &read, b"agent", kver).unwrap_err();
+        assert!(format!("{err:#}").contains("/usr/bin/efibootmgr"), "{err:#}");
+    }
 }
