@@ -124,8 +124,10 @@ fn lab(tree: &Path, work: &Path, timeout: u64, stop: &str, guests: &[Guest]) -> 
 }
 
 fn console(work: &Path, name: &str) -> String {
-    String::from_utf8_lossy(&std::fs::read(work.join(format!("{name}.console"))).unwrap_or_default())
-        .into_owned()
+    String::from_utf8_lossy(
+        &std::fs::read(work.join(format!("{name}.console"))).unwrap_or_default(),
+    )
+    .into_owned()
 }
 
 /// The server's reports (`hcikit serve --json` lines): node → every stage shown, in order.
@@ -160,6 +162,43 @@ fn received(con: &str) -> Option<u64> {
         .and_then(|w| w[0].parse().ok())
 }
 
+/// Checks every bmap range of the node image that the installer copies unchanged (all
+/// but the first MiB, rewritten for the disk's size, and the image's backup GPT, moved to
+/// the larger disk's end) against the target; returns the bytes checked.
+fn same_as_image(target: &Path, bmap: &Path) -> Result<u64> {
+    use sha2::Digest;
+    use std::os::unix::fs::FileExt;
+    let b = hcikit_firstboot::install::bmap::Bmap::parse(&std::fs::read(bmap)?)?;
+    let f = std::fs::File::open(target)?;
+    let tail = hcikit_firstboot::install::gpt::TAIL_BYTES as u64;
+    let mut checked = 0;
+    let mut buf = vec![0u8; 4 << 20];
+    for r in &b.ranges {
+        let (off, len) = b.span(r);
+        if off < 1 << 20 || off + len > b.image_size - tail {
+            continue;
+        }
+        let mut h = sha2::Sha256::new();
+        let mut pos = off;
+        while pos < off + len {
+            let n = ((off + len - pos) as usize).min(buf.len());
+            f.read_exact_at(&mut buf[..n], pos)?;
+            h.update(&buf[..n]);
+            pos += n as u64;
+        }
+        ensure!(
+            h.finalize()[..] == r.sha256[..],
+            "{}: blocks {}-{} differ from the node image",
+            target.display(),
+            r.first,
+            r.last
+        );
+        checked += len;
+    }
+    ensure!(checked > 0, "no range of {} was checked", bmap.display());
+    Ok(checked)
+}
+
 #[test]
 #[ignore = "slow: builds the --pxe tree and network-installs three QEMU guests (many minutes)"]
 fn three_nodes_install_from_the_network() {
@@ -183,7 +222,9 @@ fn run_tier() -> Result<()> {
         "/usr/lib/ipxe/qemu/efi-virtio.rom",
         "/usr/share/OVMF/OVMF_CODE.fd",
     ] {
-        if !Path::new(f).exists() && hcikit_tests::skip_or_fail(&format!("{f} is missing (scripts/setup.sh installs it)")) {
+        if !Path::new(f).exists()
+            && hcikit_tests::skip_or_fail(&format!("{f} is missing (scripts/setup.sh installs it)"))
+        {
             return Ok(());
         }
     }
@@ -247,13 +288,19 @@ fn run_tier() -> Result<()> {
         });
     }
     let work = run.join("install");
-    let wall = lab(&tree, &work, INSTALL_TIMEOUT_S, "hcikit-install: result=(failed|refused)", &guests)?;
+    let wall = lab(
+        &tree,
+        &work,
+        INSTALL_TIMEOUT_S,
+        "hcikit-install: result=(failed|refused)",
+        &guests,
+    )?;
     println!("three nodes at once: {wall:.0} s wall");
     let stages = server_stages(&work)?;
     for g in &guests {
         let con = console(&work, &g.name);
-        let secs = std::fs::read_to_string(work.join(format!("{}.seconds", g.name)))
-            .unwrap_or_default();
+        let secs =
+            std::fs::read_to_string(work.join(format!("{}.seconds", g.name))).unwrap_or_default();
         ensure!(
             con.contains(&format!("hcikit-install: result=installed node={}", g.name)),
             "{}: no installed result on the console ({})",
@@ -281,7 +328,16 @@ fn run_tier() -> Result<()> {
         // The target starts with the image's partition table (written last).
         let mut head = vec![0u8; 1024];
         std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&g.target)?, &mut head, 0)?;
-        ensure!(&head[512..520] == b"EFI PART", "{}: the target has no GPT", g.name);
+        ensure!(
+            &head[512..520] == b"EFI PART",
+            "{}: the target has no GPT",
+            g.name
+        );
+        let checked = same_as_image(&g.target, &out.join(format!("{}.img.bmap", g.name)))?;
+        println!(
+            "{}: {checked} bytes of the target match the node image's bmap",
+            g.name
+        );
     }
     for (d, s) in &sums {
         ensure!(
@@ -349,7 +405,9 @@ fn run_tier() -> Result<()> {
     );
     let con = console(&work, "stranger");
     ensure!(
-        con.contains(&format!("MAC {UNKNOWN_MAC} is not a node of cluster minipc")),
+        con.contains(&format!(
+            "MAC {UNKNOWN_MAC} is not a node of cluster minipc"
+        )),
         "the unknown machine's console lacks the unknown-MAC message"
     );
     ensure!(

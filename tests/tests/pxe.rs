@@ -137,8 +137,8 @@ fn tree_hashes_script_and_payload() {
         assert_eq!(p.len(), 5, "{p:?}");
         assert_eq!(p["manifest"], sha(&files["install.json"]));
         // install.json pins the same files, and its segments cover the whole image.
-        let m = hcikit_firstboot::install::payload::Manifest::parse(&files["install.json"])
-            .unwrap();
+        let m =
+            hcikit_firstboot::install::payload::Manifest::parse(&files["install.json"]).unwrap();
         let np = m.node(n).unwrap();
         assert_eq!(np.mac.as_deref(), Some(mac));
         assert_eq!(np.bmap_sha256, p["bmap"]);

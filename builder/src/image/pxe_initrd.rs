@@ -500,12 +500,18 @@ mod tests {
         let md = format!("usr/lib/modules/{kver}");
         let mut items = vec![Item::symlink("lib", "usr/lib")];
         for p in PROGRAMS.iter().chain(UDEV_RULES) {
-            items.push(Item::file(p, 0o755, Data::Bytes(format!("#!{p}").into_bytes())));
+            items.push(Item::file(
+                p,
+                0o755,
+                Data::Bytes(format!("#!{p}").into_bytes()),
+            ));
         }
         items.push(Item::file(
             &format!("{md}/modules.dep"),
             0o644,
-            Data::Bytes(b"kernel/nvme.ko.xz: kernel/nvme-core.ko.xz\nkernel/nvme-core.ko.xz:\n".to_vec()),
+            Data::Bytes(
+                b"kernel/nvme.ko.xz: kernel/nvme-core.ko.xz\nkernel/nvme-core.ko.xz:\n".to_vec(),
+            ),
         ));
         for m in ["nvme", "nvme-core"] {
             items.push(Item::file(
@@ -537,6 +543,9 @@ mod tests {
         // A base without one of the programs is refused, naming it.
         items.retain(|i| i.path != "usr/bin/efibootmgr");
         let err = entries(&items, &read, b"agent", kver).unwrap_err();
-        assert!(format!("{err:#}").contains("/usr/bin/efibootmgr"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("/usr/bin/efibootmgr"),
+            "{err:#}"
+        );
     }
 }
