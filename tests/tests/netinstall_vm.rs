@@ -410,9 +410,13 @@ fn run_tier() -> Result<()> {
         )),
         "the unknown machine's console lacks the unknown-MAC message"
     );
+    let stranger = stages
+        .get(&format!("unknown-{}", UNKNOWN_MAC.replace(':', "-")))
+        .and_then(|s| s.last().cloned())
+        .unwrap_or_default();
     ensure!(
-        !stages.contains_key("stranger"),
-        "the unknown machine reported to the server"
+        stranger.starts_with(&format!("failed: MAC {UNKNOWN_MAC} is not a node")),
+        "the server shows the unknown machine as {stranger:?}"
     );
     for g in &neg {
         ensure!(

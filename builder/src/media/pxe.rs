@@ -309,6 +309,8 @@ pub fn boot_script(
         s,
         "echo hcikit: MAC ${{net0/mac}} is not a node of cluster {cluster}; nothing is installed."
     );
+    // Tells `hcikit serve` too, so the fleet view shows the stranger.
+    let _ = writeln!(s, "imgfetch ${{hcikit-base}}/unknown-mac/${{net0/mac}} ||");
     let known: Vec<String> = nodes
         .iter()
         .map(|n| format!("{} {}", n.node, n.mac))
