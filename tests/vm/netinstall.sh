@@ -63,22 +63,30 @@ for g in "$@"; do
     ip -n "$ns" link set "tap$i" master br0
     ip -n "$ns" link set "tap$i" up
     cp /usr/share/OVMF/OVMF_VARS.fd "$work/$name.vars.fd"
-    disks=(-drive "if=none,id=t,format=raw,cache=unsafe,file=$target"
+    # The devices sit where tests/vm/install.rs puts them (AHCI at slot 7, the NVMe disk
+    # first, the NIC at slot 0x12), so the boot entry the installer sets names the same
+    # device when the installed disk boots in the VM tier's lab.
+    disks=()
+    [[ -n ${decoy:-} ]] && disks+=(-device ahci,id=ahci,addr=0x7)
+    disks+=(-drive "if=none,id=t,format=raw,cache=unsafe,file=$target"
         -device "nvme,drive=t,serial=HCIKITNVME$((i + 1))")
     if [[ -n ${decoy:-} ]]; then
-        disks+=(-device ahci,id=ahci -drive "if=none,id=dc,format=raw,cache=unsafe,file=$decoy"
+        disks+=(-drive "if=none,id=dc,format=raw,cache=unsafe,file=$decoy"
             -device "ide-hd,drive=dc,bus=ahci.0,model=${dmodel:-QEMU HARDDISK},serial=${dserial:-DECOY$i}")
     fi
     (
         start=$(date +%s)
-        ip netns exec "$ns" qemu-system-x86_64 -machine q35 -accel tcg \
+        # SHA extensions: the installer hashes every byte twice, and TCG runs them as one
+        # helper call each (real mini PCs have them too).
+        ip netns exec "$ns" qemu-system-x86_64 -machine pc -accel tcg \
+            -cpu qemu64,+ssse3,+sse4.1,+sse4.2,+sha-ni \
             -m 2048 -smp 1 -nodefaults -no-user-config -display none -no-reboot \
             -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
             -drive if=pflash,format=raw,file="$work/$name.vars.fd" \
             -serial file:"$work/$name.console" -nic none \
             -netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no" \
-            -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom,bootindex=1" \
-            "${disks[@]}" &
+            "${disks[@]}" \
+            -device "virtio-net-pci,netdev=n0,mac=$mac,addr=0x12,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom,bootindex=1" &
         q=$!
         # A guest ends by powering off; one that stopped with a message (unknown MAC,
         # failed install: both halt rather than loop) is stopped here once it said so.
