@@ -3,8 +3,10 @@
 //! (tests/vm/netinstall.sh), and three QEMU mini PCs (OVMF, 2 GiB RAM each, at once)
 //! that boot iPXE from the network and install their node onto a blank NVMe disk beside a
 //! decoy SATA SSD. Checks every node reached `installed` at the server, each target holds
-//! its image's partition table and no decoy byte changed; then the negatives: an unknown
-//! MAC and a corrupted payload file stop with their message and write nothing.
+//! its node image (every copied bmap range) and no decoy byte changed; boots the installed
+//! disks as a cluster on loopback-only switches with the VM tier's checks
+//! (`vm::installed`); then the negatives: an unknown MAC and a corrupted payload file stop
+//! with their message and write nothing.
 //!
 //! Slow tier: `just netinstall-test`. Needs root (network namespaces, tap devices),
 //! dnsmasq, ipxe, ipxe-qemu, ovmf, qemu-system-x86. Logs stay in the folder printed first.
@@ -17,6 +19,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use vm::cluster::DiskExpect;
+use vm::install::{Bus, InstallDisk};
+use vm::installed::{check_installed_cluster, InstalledNode};
 
 const GIB: u64 = 1 << 30;
 /// Per guest: power-on to power-off of a whole install under TCG, three at once.
@@ -339,13 +344,58 @@ fn run_tier() -> Result<()> {
             g.name
         );
     }
-    for (d, s) in &sums {
-        ensure!(
-            &vm::install::sha256_file(d)? == s,
-            "decoy {} changed",
-            d.display()
-        );
+    let decoys_unchanged = |when: &str| -> Result<()> {
+        for (d, s) in &sums {
+            ensure!(
+                &vm::install::sha256_file(d)? == s,
+                "decoy {} changed {when}",
+                d.display()
+            );
+        }
+        Ok(())
+    };
+    decoys_unchanged("during the network install")?;
+
+    // The installed disks, with the UEFI variables the installer set and the decoys still
+    // in, booted together on the cluster's loopback-only switch: the VM tier's checks
+    // (hostname, addresses, pings, corosync quorum on every link, ...).
+    let t = Instant::now();
+    let installed: Vec<InstalledNode> = guests
+        .iter()
+        .enumerate()
+        .map(|(i, g)| InstalledNode {
+            node: g.name.clone(),
+            disk: InstallDisk {
+                path: g.target.clone(),
+                bus: Bus::Nvme,
+                serial: format!("HCIKITNVME{}", i + 1),
+                bootindex: None,
+            },
+            vars: work.join(format!("{}.vars.fd", g.name)),
+            macs: vec![g.mac.clone()],
+            other_disks: g
+                .decoy
+                .iter()
+                .map(|(d, model, serial)| InstallDisk {
+                    path: d.clone(),
+                    bus: Bus::Sata {
+                        model: model.to_string(),
+                    },
+                    serial: serial.to_string(),
+                    bootindex: None,
+                })
+                .collect(),
+            expect_disks: vec![DiskExpect::new(SSDS[i].1, "/dev/sd", "none")],
+        })
+        .collect();
+    for line in check_installed_cluster(&run, &spec, &installed)? {
+        println!("{line}");
     }
+    decoys_unchanged("while the installed nodes ran")?;
+    println!(
+        "installed cluster booted and checked in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // Negatives, at once: a machine with a MAC the spec does not know, and node 1 from a
     // tree whose head file was changed after the build (its pinned hash no longer
