@@ -146,7 +146,9 @@ impl Shared {
                 req.respond(r)
             }
             (Method::Get, path) if path.starts_with(UNKNOWN_MAC_PATH) => {
-                let r = self.unknown_mac(&path[UNKNOWN_MAC_PATH.len()..]);
+                // iPXE escapes the colons of `${net0/mac}` in a URL (`%3A`).
+                let mac = percent_decode(&path[UNKNOWN_MAC_PATH.len()..]).unwrap_or_default();
+                let r = self.unknown_mac(&mac);
                 req.respond(r)
             }
             (Method::Get | Method::Head, path) => match self.file(path, &req) {
