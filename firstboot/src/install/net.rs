@@ -683,7 +683,7 @@ fn session(
     ));
     let dev_path = system::dev_path(&opts.root, &disk.name);
     let mut dev = write::FileDevice::open(&dev_path)?;
-    let head = image_head(&np, &bmap, &opener)?;
+    let head = image_head(&np, &opener)?;
     let plan = write::plan(&head, bmap.image_size, write::Device::size(&dev))?;
     let mut source = payload::open_stream(&np, &bmap, &opener)?;
     con.say(&format!("writing node {node} to /dev/{}", disk.name));
@@ -749,7 +749,7 @@ fn cmdline_for_identity(cmdline: &str, node: &str) -> String {
 }
 
 /// The first 34 sectors of the node image, from the head segment (image byte 0 on).
-fn image_head(np: &payload::NodePayload, bmap: &Bmap, opener: &dyn Opener) -> Result<Vec<u8>> {
+fn image_head(np: &payload::NodePayload, opener: &dyn Opener) -> Result<Vec<u8>> {
     let Some(Segment::Image {
         path,
         zstd,
@@ -762,7 +762,6 @@ fn image_head(np: &payload::NodePayload, bmap: &Bmap, opener: &dyn Opener) -> Re
             np.node
         );
     };
-    let _ = bmap;
     let r = opener.file(path)?;
     let mut r: Box<dyn Read> = if *zstd {
         Box::new(zstd::stream::read::Decoder::new(r)?)

@@ -482,6 +482,66 @@ mod tests {
     }
 
     #[test]
+    fn whole_image_pieces_make_the_stream() {
+        let img = image(16 << 20, 22);
+        let (b, stream) = bmap_and_stream(&img);
+        let cuts = [0u64, 3 << 20, 15 << 20, 16 << 20];
+        let mut files = BTreeMap::new();
+        let mut segments = Vec::new();
+        for (i, w) in cuts.windows(2).enumerate() {
+            let bytes = &img[w[0] as usize..w[1] as usize];
+            let path = format!("p{i}.zst");
+            files.insert(path.clone(), zstd::bulk::compress(bytes, 3).unwrap());
+            segments.push(Segment::Image {
+                path,
+                zstd: true,
+                image_offset: w[0],
+                length: w[1] - w[0],
+                sha256: String::new(),
+            });
+        }
+        let opener = Files {
+            files,
+            part: std::path::PathBuf::from("/nonexistent"),
+        };
+        let node = NodePayload {
+            node: "pve1".into(),
+            key: "nodes[0].install-disk".into(),
+            mac: None,
+            install_disk: None,
+            install_wipe: false,
+            osd_disks: vec![],
+            image_size: img.len() as u64,
+            bmap: "n.bmap".into(),
+            bmap_sha256: String::new(),
+            disk_guid: String::new(),
+            partition_guids: vec![],
+            partition_labels: vec![],
+            segments,
+        };
+        let mut got = Vec::new();
+        open_stream(&node, &b, &opener)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == stream, "the pieces rebuild the range stream");
+        // A piece longer than it says is refused at its end.
+        let mut longer = img[(15 << 20) as usize..].to_vec();
+        longer.extend_from_slice(&[0; 10]);
+        let mut opener = opener;
+        opener
+            .files
+            .insert("p2.zst".into(), zstd::bulk::compress(&longer, 3).unwrap());
+
+        let mut got = Vec::new();
+        let e = open_stream(&node, &b, &opener)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(e.to_string().contains("holds more than its"), "{e}");
+    }
+
+    #[test]
     fn manifest_round_trip_and_refusals() {
         let m = Manifest {
             format: MANIFEST_FORMAT,
