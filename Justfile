@@ -41,6 +41,12 @@ apt-test:
 install-test: build
     cargo test -p hcikit-tests --test install_vm -- --ignored --nocapture --test-threads=1
 
+# The network install tier: `hcikit build --pxe`, dnsmasq and `hcikit serve` in a network
+# namespace of the test's own, three QEMU/OVMF nodes installing at once, then the
+# unknown-MAC and changed-payload negatives (needs root; see docs/vm-test.md).
+netinstall-test: build
+    cargo test -p hcikit-tests --test netinstall_vm -- --ignored --nocapture --test-threads=1
+
 # Regenerate the golden spec outputs after an intended change; review `git diff` after.
 bless:
     HCIKIT_BLESS=1 cargo test -p hcikit-tests --test spec_golden

@@ -16,7 +16,8 @@ export DEBIAN_FRONTEND=noninteractive
 # base test (`just apt-test`); dpkg-deb comes with dpkg.
 base_pkgs=(libarchive13 mmdebstrap dosfstools mtools gdisk fdisk ovmf systemd-boot-efi
   bmap-tools zstd corosync ifupdown2 ceph-common iproute2 busybox-static cpio
-  ca-certificates gnupg apt-utils)
+  ca-certificates gnupg apt-utils
+  dnsmasq-base ipxe ipxe-qemu)  # the network install tier (`just netinstall-test`)
 # Packages that must come from bookworm-backports (see shared machine notes):
 # e2fsprogs >= 1.47.1 lets mke2fs -d read a tar; qemu-system-x86 must match qemu-utils.
 bpo_pkgs=(e2fsprogs qemu-system-x86)

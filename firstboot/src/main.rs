@@ -54,6 +54,10 @@ enum Cmd {
         /// Write, but set no UEFI boot entry and do not power off or reboot.
         #[arg(long)]
         no_finish: bool,
+        /// Network install (started by the `--pxe` tree's initrd): the tree's URL, the
+        /// node and the pinned SHA-256 of every file come from the kernel command line.
+        #[arg(long, conflicts_with_all = ["stick", "dry_run"])]
+        net: bool,
     },
     /// Show what the run would do now, given the observed state (only prints, never acts).
     Plan {
@@ -135,9 +139,26 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Install {
+            net: true,
+            no_finish,
+            ..
+        } => {
+            let outcome = install::net::install(&install::net::Options {
+                root: PathBuf::from("/"),
+                cmdline: None,
+                no_finish,
+                consoles: Vec::new(),
+            })?;
+            match outcome {
+                install::run::Outcome::Refused { .. } => std::process::exit(2),
+                _ => Ok(()),
+            }
+        }
+        Cmd::Install {
             stick,
             dry_run,
             no_finish,
+            ..
         } => {
             let (outcome, _) = install::run::install(&install::run::Options {
                 stick,

@@ -406,6 +406,7 @@ fn boot(tar: &Path, run: &Path) -> Result<()> {
             append: "root=LABEL=root rw console=ttyS0,115200 panic=-1".into(),
         },
         disks,
+        install_disks: vec![],
         macs: vec!["52:54:00:99:01:21".into()],
         checker_env: format!(
             "MODE=proof\nNODE=pve\nNICS=\"ens18\"\nADDRS_0=10.99.1.21/24\nDISK_SERIALS=\"{} {}\"\n",

@@ -1,14 +1,19 @@
 //! The install tier: the USB installer stick built by `hcikit build --installer`, booted
-//! in QEMU (OVMF, TCG) as USB storage in a mini PC with an NVMe target and decoys — a
+//! in QEMU (OVMF, TCG) as USB storage in mini PCs with an NVMe target and decoys — a
 //! same-size second NVMe holding data, the node's SATA OSD SSD with a file system, a blank
-//! USB disk. Checks that the installer writes only the target, that the target passes
-//! `sgdisk -v`, `fsck.fat -n` and `e2fsck -fn`, that the installed disk boots without the
-//! stick (UEFI entry from `efibootmgr`) into the node, and that every refusal ends with
-//! its message and no byte written anywhere.
+//! USB disk. All three nodes are installed (each machine with its own copy of the stick,
+//! which receives the installer's logs), three guests at a time next to the refusals
+//! (unknown MAC, missing install disk, data without `install-wipe`); every decoy keeps
+//! its bytes, each target passes `sgdisk -v`, `fsck.fat -n` and `e2fsck -fn`. Then the
+//! three installed disks boot together without the stick (UEFI entry from `efibootmgr`)
+//! on the VM tier's loopback-only switch and pass the VM tier's checks up to corosync
+//! quorum ([`vm::installed`]); last, the stick left in installs nothing. Every refusal
+//! ends with its message and no byte written to any disk but the stick's log folder, and
+//! each stick holds exactly one log per installer run.
 //!
 //! Slow tier: `just install-test` (`cargo test -p hcikit-tests --test install_vm --
-//! --ignored --nocapture --test-threads=1`). `HCIKIT_INSTALL_NODES=N` installs only the
-//! first N nodes. Logs stay in the folder printed first.
+//! --ignored --nocapture --test-threads=1`). Logs stay in the folder printed first;
+//! per-phase and total wall times are printed at the end.
 
 #[path = "../vm/mod.rs"]
 mod vm;
@@ -17,7 +22,9 @@ use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vm::cluster::DiskExpect;
 use vm::install::{self as inst, Bus, InstallDisk, InstallVm};
+use vm::installed::{check_installed_cluster, InstalledNode};
 use vm::qemu::{self, DgramLink, Nic, Running};
 
 const MIB: u64 = 1 << 20;
@@ -84,34 +91,47 @@ fn hcikit(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// One mini PC: its disks (files in the run folder) and NVRAM.
+/// One mini PC: its disks, its own copy of the stick (the installer writes its log onto
+/// the stick's ESP) and NVRAM, all files in the run folder.
 struct Machine {
-    name: String,
+    /// File prefix, unique per machine (`mini1`, `mini2-used`, …).
+    label: String,
+    /// The node's index in the spec (its NVMe serial, SSD and MAC follow from it).
     index: usize,
-    mac: String,
     vars: PathBuf,
+    stick: PathBuf,
     target: PathBuf,
     twin: PathBuf,
     ssd: PathBuf,
     usb: PathBuf,
     boots: u32,
+    /// Boots from the stick so far: the stick must hold exactly one log per boot.
+    stick_boots: usize,
 }
 
 impl Machine {
-    fn new(run: &Path, index: usize, name: &str, mac: &str, target_size: u64) -> Result<Machine> {
-        let p = |s: &str| run.join(format!("{name}-{s}.raw"));
+    fn new(
+        run: &Path,
+        label: &str,
+        index: usize,
+        stick: &Path,
+        target_size: u64,
+    ) -> Result<Machine> {
+        let p = |s: &str| run.join(format!("{label}-{s}.raw"));
         let m = Machine {
-            name: name.into(),
+            label: label.into(),
             index,
-            mac: mac.into(),
-            vars: run.join(format!("{name}.OVMF_VARS.fd")),
+            vars: run.join(format!("{label}.OVMF_VARS.fd")),
+            stick: run.join(format!("{label}-stick.img")),
             target: p("nvme-target"),
             twin: p("nvme-twin"),
             ssd: p("sata-ssd"),
             usb: p("usb-disk"),
             boots: 0,
+            stick_boots: 0,
         };
         std::fs::copy(qemu::OVMF_VARS, &m.vars).context("copying OVMF_VARS.fd (install ovmf)")?;
+        vm::lab::sparse_copy(stick, &m.stick)?;
         inst::make_disk(&m.target, target_size, 0, 0)?;
         // The twin: same size, data at both ends (an old install or someone's files).
         inst::make_disk(&m.twin, target_size, 8 * MIB, 100 + index as u64)?;
@@ -129,6 +149,7 @@ impl Machine {
         vec![&self.twin, &self.ssd, &self.usb]
     }
 
+    /// Fingerprints of the decoys (and the target): any written byte changes them.
     fn sums(&self, with_target: bool) -> Result<BTreeMap<String, String>> {
         let mut v = self.decoys();
         if with_target {
@@ -138,61 +159,79 @@ impl Machine {
             .map(|p| {
                 Ok((
                     p.file_name().unwrap().to_string_lossy().into_owned(),
-                    inst::sha256_file(p)?,
+                    inst::fingerprint(p)?,
                 ))
             })
             .collect()
     }
 
-    /// Starts the machine: with the stick first when given, with or without its target.
-    fn boot(
+    fn target_disk(&self) -> InstallDisk {
+        InstallDisk {
+            path: self.target.clone(),
+            bus: Bus::Nvme,
+            serial: nvme_serial(self.index),
+            bootindex: None,
+        }
+    }
+
+    /// The disks besides the stick and the target, as they are attached.
+    fn other_disks(&self) -> Vec<InstallDisk> {
+        let (model, serial) = SSDS[self.index];
+        vec![
+            InstallDisk {
+                path: self.twin.clone(),
+                bus: Bus::Nvme,
+                serial: twin_serial(self.index),
+                bootindex: None,
+            },
+            InstallDisk {
+                path: self.ssd.clone(),
+                bus: Bus::Sata {
+                    model: model.into(),
+                },
+                serial: serial.into(),
+                bootindex: None,
+            },
+            InstallDisk {
+                path: self.usb.clone(),
+                bus: Bus::Usb,
+                serial: usb_serial(self.index),
+                bootindex: None,
+            },
+        ]
+    }
+
+    /// What the VM tier's checker must see on the other disks once the node runs.
+    fn expect_disks(&self) -> Vec<DiskExpect> {
+        vec![
+            DiskExpect::new(&twin_serial(self.index), "/dev/nvme", "none"),
+            DiskExpect::new(SSDS[self.index].1, "/dev/sd", "ext4"),
+            DiskExpect::new(&usb_serial(self.index), "/dev/sd", "none"),
+        ]
+    }
+
+    /// Starts the machine from its stick (first in the boot order), with or without its
+    /// target, with the MAC given.
+    fn boot_stick(
         &mut self,
         run: &Path,
-        stick: Option<&Path>,
         mac: &str,
         with_target: bool,
     ) -> Result<(Running, PathBuf)> {
         self.boots += 1;
-        let label = format!("{}.boot{}", self.name, self.boots);
+        self.stick_boots += 1;
+        let label = format!("{}.boot{}", self.label, self.boots);
         let console = run.join(format!("{label}.console.log"));
-        let mut disks = Vec::new();
-        if let Some(s) = stick {
-            disks.push(InstallDisk {
-                path: s.into(),
-                bus: Bus::Usb,
-                serial: "HCIKITSTICK".into(),
-                bootindex: Some(0),
-            });
-        }
-        if with_target {
-            disks.push(InstallDisk {
-                path: self.target.clone(),
-                bus: Bus::Nvme,
-                serial: nvme_serial(self.index),
-                bootindex: None,
-            });
-        }
-        disks.push(InstallDisk {
-            path: self.twin.clone(),
-            bus: Bus::Nvme,
-            serial: format!("HCIKITTWIN{}", self.index + 1),
-            bootindex: None,
-        });
-        let (model, serial) = SSDS[self.index];
-        disks.push(InstallDisk {
-            path: self.ssd.clone(),
-            bus: Bus::Sata {
-                model: model.into(),
-            },
-            serial: serial.into(),
-            bootindex: None,
-        });
-        disks.push(InstallDisk {
-            path: self.usb.clone(),
+        let mut disks = vec![InstallDisk {
+            path: self.stick.clone(),
             bus: Bus::Usb,
-            serial: format!("HCIKITUSB{}", self.index + 1),
-            bootindex: None,
-        });
+            serial: "HCIKITSTICK".into(),
+            bootindex: Some(0),
+        }];
+        if with_target {
+            disks.push(self.target_disk());
+        }
+        disks.extend(self.other_disks());
         let sock = run.join("sock");
         std::fs::create_dir_all(&sock)?;
         let cfg = InstallVm {
@@ -220,11 +259,48 @@ impl Machine {
             console,
         ))
     }
+
+    /// The logs on this machine's stick (`hcikit/logs`), one per stick boot.
+    fn stick_logs(&self) -> Result<Vec<String>> {
+        let listing = qemu::tool(
+            "mdir",
+            &[
+                "-b",
+                "-i",
+                &format!("{}@@{}", self.stick.display(), MIB),
+                "::/hcikit/logs",
+            ],
+            "mtools",
+        )?;
+        let logs: Vec<String> = listing
+            .lines()
+            .map(|l| l.trim().rsplit('/').next().unwrap_or("").to_string())
+            // The folder also holds the stick's README.txt.
+            .filter(|l| l.ends_with(".log"))
+            .collect();
+        ensure!(
+            logs.len() == self.stick_boots,
+            "{}: the stick holds {} log(s) for {} installer run(s): {logs:?}",
+            self.label,
+            logs.len(),
+            self.stick_boots
+        );
+        Ok(logs)
+    }
 }
 
-/// Waits for the installer's result line on the console.
+fn twin_serial(i: usize) -> String {
+    format!("HCIKITTWIN{}", i + 1)
+}
+
+fn usb_serial(i: usize) -> String {
+    format!("HCIKITUSB{}", i + 1)
+}
+
+/// Waits for the installer's result line on the console, then for its log to be on the
+/// stick (the line after it), so a guest stopped right after holds a complete stick.
 fn wait_result(r: &mut Running, console: &Path) -> Result<(String, Duration)> {
-    qemu::wait_for_line(
+    let (line, d) = qemu::wait_for_line(
         console,
         0,
         RESULT_TIMEOUT,
@@ -239,7 +315,94 @@ fn wait_result(r: &mut Running, console: &Path) -> Result<(String, Duration)> {
             "waiting for the installer's result in {}",
             console.display()
         )
+    })?;
+    qemu::wait_for_line(
+        console,
+        0,
+        Duration::from_secs(120),
+        // An install powers off right after its log: an exit is fine here.
+        || Ok(()),
+        |l| {
+            (l.contains("log written to the stick:") || l.contains("could not write the log"))
+                .then(|| l.to_string())
+        },
+    )
+    .with_context(|| {
+        format!(
+            "waiting for the installer's log line in {}",
+            console.display()
+        )
     })
+    .and_then(|(l, _)| {
+        ensure!(!l.contains("could not write"), "{}: {l}", console.display());
+        Ok(())
+    })?;
+    Ok((line, d))
+}
+
+/// Fails naming every disk whose fingerprint differs.
+fn unchanged(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    what: &str,
+) -> Result<()> {
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    ensure!(changed.is_empty(), "{what}: disk(s) changed: {changed:?}");
+    Ok(())
+}
+
+/// A refusal: boots from the stick, expects `result=refused kind=KIND` (or the given
+/// result), stops the guest, and checks that no byte changed on any disk but the stick.
+fn refusal(
+    run: &Path,
+    m: &mut Machine,
+    mac: &str,
+    with_target: bool,
+    want: &str,
+    what: &str,
+) -> Result<String> {
+    let before = m.sums(true)?;
+    let (mut r, con) = m.boot_stick(run, mac, with_target)?;
+    let (line, secs) = wait_result(&mut r, &con)?;
+    r.kill();
+    ensure!(line.contains(want), "{what}: want {want}, got {line}");
+    unchanged(&before, &m.sums(true)?, what)?;
+    Ok(format!(
+        "{what}: {line} after {:.0} s; no byte written",
+        secs.as_secs_f64()
+    ))
+}
+
+/// Three guests at most at a time (2 cores; TCG).
+const SLOTS: usize = 3;
+
+/// Runs `jobs` on at most [`SLOTS`] threads at a time, in order; returns their results in
+/// the same order.
+fn run_jobs<T: Send>(jobs: Vec<Box<dyn FnOnce() -> Result<T> + Send + '_>>) -> Vec<Result<T>> {
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let results = std::sync::Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..SLOTS {
+            s.spawn(|| loop {
+                let job = {
+                    let mut q = queue.lock().unwrap();
+                    if q.is_empty() {
+                        None
+                    } else {
+                        Some(q.remove(0))
+                    }
+                };
+                let Some((i, job)) = job else { break };
+                let r = job();
+                results.lock().unwrap().insert(i, r);
+            });
+        }
+    });
+    results.into_inner().unwrap().into_values().collect()
 }
 
 /// A partition of a disk image as (start, size) in bytes, by GPT type, from `sfdisk --json`.
@@ -318,21 +481,51 @@ fn check_installed_disk(img: &Path, scratch: &Path) -> Result<()> {
 
 #[test]
 #[ignore = "slow: builds the installer stick and boots QEMU guests from it (many minutes)"]
-fn usb_stick_installs_the_minipc_nodes() {
+fn usb_stick_installs_the_minipc_nodes_into_a_quorate_cluster() {
     run_install_tier().unwrap();
 }
 
+/// Installs one machine from its stick: the node's result line, power off, decoys
+/// untouched, the target checked with `sgdisk -v`, `fsck.fat -n` and `e2fsck -fn`.
+fn install(run: &Path, m: &mut Machine, node: &str, mac: &str) -> Result<String> {
+    let before = m.sums(false)?;
+    let (mut r, con) = m.boot_stick(run, mac, true)?;
+    let (line, secs) = wait_result(&mut r, &con)?;
+    ensure!(
+        line.contains(&format!("result=installed node={node} ")),
+        "{node}: {line}"
+    );
+    let off = inst::wait_exit(&mut r, Duration::from_secs(300))?;
+    unchanged(&before, &m.sums(false)?, node)?;
+    let scratch = run.join(format!("{}.check", m.label));
+    std::fs::create_dir_all(&scratch)?;
+    check_installed_disk(&m.target, &scratch)?;
+    Ok(format!(
+        "{node}: stick power-on to installed {:.0} s (+{:.0} s to power off), decoys unchanged, target passes sgdisk/fsck.fat/e2fsck: {line}",
+        secs.as_secs_f64(),
+        off.as_secs_f64()
+    ))
+}
+
 fn run_install_tier() -> Result<()> {
+    let t0 = Instant::now();
+    let mut phases: Vec<String> = Vec::new();
+    let mut phase = |name: &str, t: Instant| {
+        let line = format!("phase {name}: {:.1} s", t.elapsed().as_secs_f64());
+        println!("{line}");
+        phases.push(line);
+    };
     let run = vm::run_dir("install");
     println!("run folder: {}", run.display());
+    let t = Instant::now();
     let spec = prepare_spec(&run)?;
     let out = run.join("out");
     let cache = vm::vm_cache_dir();
     let plan = hcikit::load(&spec)
         .map_err(|e| anyhow::anyhow!("{e:#}"))?
         .plan;
+    ensure!(plan.nodes.len() == 3, "minipc.toml has three nodes");
     let base = hcikit::image::base::ensure_base(&plan, &cache)?;
-    let t = Instant::now();
     hcikit(&[
         "build",
         &spec.display().to_string(),
@@ -346,23 +539,21 @@ fn run_install_tier() -> Result<()> {
         "--cache",
         &cache.display().to_string(),
     ])?;
-    println!("stick built in {:.1} s", t.elapsed().as_secs_f64());
-    let stick_img = out.join("minipc-installer.img");
-    let stick = run.join("stick.img");
-    vm::lab::sparse_copy(&stick_img, &stick)?;
+    let stick = out.join("minipc-installer.img");
     let image_size = plan.image.disk_size;
-    let nodes: usize = std::env::var("HCIKIT_INSTALL_NODES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(plan.nodes.len());
-    let mut report = Vec::new();
+    let macs: Vec<String> = plan
+        .nodes
+        .iter()
+        .map(|n| n.mac.clone().context("minipc nodes have MACs"))
+        .collect::<Result<_>>()?;
+
+    // The three mini PCs. The first target is larger than the image and holds random
+    // data and an old partition table (install-wipe is set for it); the others are blank
+    // and exactly the image's size.
     let mut machines = Vec::new();
-    for (i, node) in plan.nodes.iter().enumerate().take(nodes) {
-        let mac = node.mac.clone().context("minipc nodes have MACs")?;
-        // The first target is larger than the image and full of old data (install-wipe is
-        // set for it); the others are blank and exactly the image's size.
+    for (i, node) in plan.nodes.iter().enumerate() {
         let size = if i == 0 { image_size + GIB } else { image_size };
-        let mut m = Machine::new(&run, i, &node.name, &mac, size)?;
+        let m = Machine::new(&run, &node.name, i, &stick, size)?;
         if i == 0 {
             inst::make_disk(&m.target, size, 16 * MIB, 7)?;
             qemu::tool(
@@ -378,138 +569,136 @@ fn run_install_tier() -> Result<()> {
                 "gdisk",
             )?;
         }
-        if i == 1 {
-            // Negative: the target holds data and the spec does not allow erasing it.
-            inst::make_disk(&m.target, size, 16 * MIB, 8)?;
-            let before = m.sums(true)?;
-            let (mut r, con) = m.boot(&run, Some(&stick), &mac, true)?;
-            let (line, secs) = wait_result(&mut r, &con)?;
-            r.kill();
-            ensure!(
-                line.contains("result=refused kind=holds-data"),
-                "{}: {line}",
-                m.name
-            );
-            ensure!(
-                m.sums(true)? == before,
-                "{}: a disk changed after a refusal",
-                m.name
-            );
-            report.push(format!(
-                "{}: refused a target with data in {:.0} s (no write)",
-                m.name,
-                secs.as_secs_f64()
-            ));
-            inst::make_disk(&m.target, size, 0, 0)?;
-        }
-        let before = m.sums(false)?;
-        let (mut r, con) = m.boot(&run, Some(&stick), &mac, true)?;
-        let (line, secs) = wait_result(&mut r, &con)?;
-        ensure!(
-            line.contains(&format!("result=installed node={}", node.name)),
-            "{}: {line}",
-            node.name
-        );
-        let off = inst::wait_exit(&mut r, Duration::from_secs(300))?;
-        ensure!(
-            m.sums(false)? == before,
-            "{}: a decoy disk changed",
-            node.name
-        );
-        let scratch = run.join(format!("{}.check", node.name));
-        std::fs::create_dir_all(&scratch)?;
-        check_installed_disk(&m.target, &scratch)?;
-        report.push(format!(
-            "{}: stick boot to installed {:.0} s (+{:.0} s to power off): {line}",
-            node.name,
-            secs.as_secs_f64(),
-            off.as_secs_f64()
-        ));
-
-        // Boot the installed disk without the stick: the UEFI entry must find it, and the
-        // node comes up under its own name (apply ran from its ESP).
-        let (mut r, con) = m.boot(&run, None, &mac, true)?;
-        let (_, up) = qemu::wait_for_line(
-            &con,
-            0,
-            RESULT_TIMEOUT,
-            || r.check_alive(),
-            |l| l.contains(&format!("{} login:", node.name)).then_some(()),
-        )
-        .with_context(|| format!("{}: booting the installed disk", node.name))?;
-        r.kill();
-        ensure!(
-            m.sums(false)? == before,
-            "{}: a decoy disk changed during first boot",
-            node.name
-        );
-        report.push(format!(
-            "{}: installed disk boots to its login prompt in {:.0} s",
-            node.name,
-            up.as_secs_f64()
-        ));
-
-        // Negative: the stick left in. The disk holds this node: nothing is written.
-        let target_sum = inst::sha256_file(&m.target)?;
-        let (mut r, con) = m.boot(&run, Some(&stick), &mac, true)?;
-        let (line, _) = wait_result(&mut r, &con)?;
-        r.kill();
-        ensure!(
-            line.contains("result=already-installed"),
-            "{}: {line}",
-            node.name
-        );
-        ensure!(
-            inst::sha256_file(&m.target)? == target_sum,
-            "{}: the installed disk changed",
-            node.name
-        );
         machines.push(m);
     }
+    // Refusals on machines of their own, so they run next to the installs: an unknown
+    // MAC, no install disk, and a target with data the spec does not allow erasing
+    // (mini2 has no install-wipe).
+    let mut unknown = Machine::new(&run, "unknown-mac", 0, &stick, image_size)?;
+    let mut nodisk = Machine::new(&run, "no-disk", 0, &stick, image_size)?;
+    let mut used = Machine::new(&run, "mini2-used", 1, &stick, image_size)?;
+    inst::make_disk(&used.target, image_size, 16 * MIB, 8)?;
+    phase("build the stick and the machines' disks", t);
 
-    // Negatives on the first machine: an unknown MAC, and no install disk at all.
-    if let Some(m) = machines.first_mut() {
-        let before = m.sums(true)?;
-        let (mut r, con) = m.boot(&run, Some(&stick), "52:54:00:de:ad:01", true)?;
-        let (line, _) = wait_result(&mut r, &con)?;
-        r.kill();
+    // Installs and refusals, three guests at a time.
+    let t = Instant::now();
+    let mut report = Vec::new();
+    {
+        let runp = run.as_path();
+        let mut jobs: Vec<Box<dyn FnOnce() -> Result<String> + Send + '_>> = Vec::new();
+        for (m, node) in machines.iter_mut().zip(&plan.nodes) {
+            let mac = node.mac.clone().unwrap_or_default();
+            let name = node.name.clone();
+            jobs.push(Box::new(move || install(runp, m, &name, &mac)));
+        }
+        let mac0 = macs[0].clone();
+        let mac1 = macs[1].clone();
+        jobs.push(Box::new(move || {
+            let line = refusal(
+                runp,
+                &mut used,
+                &mac1,
+                true,
+                "result=refused kind=holds-data node=mini2",
+                "mini2, target with data, no install-wipe",
+            )?;
+            used.stick_logs()?;
+            Ok(line)
+        }));
+        jobs.push(Box::new(|| {
+            let line = refusal(
+                runp,
+                &mut unknown,
+                "52:54:00:de:ad:01",
+                true,
+                "result=refused kind=unknown-machine",
+                "unknown MAC",
+            )?;
+            let screen = qemu::read_lossy(&runp.join("unknown-mac.boot1.console.log"));
+            ensure!(
+                screen.contains("52:54:00:de:ad:01") && screen.contains("Nothing was written"),
+                "the unknown-machine screen lacks the MAC or the no-write statement"
+            );
+            unknown.stick_logs()?;
+            Ok(line)
+        }));
+        jobs.push(Box::new(move || {
+            let line = refusal(
+                runp,
+                &mut nodisk,
+                &mac0,
+                false,
+                "result=refused kind=missing node=mini1",
+                "mini1 without its install disk",
+            )?;
+            nodisk.stick_logs()?;
+            Ok(line)
+        }));
+        let mut errors = Vec::new();
+        for r in run_jobs(jobs) {
+            match r {
+                Ok(l) => report.push(l),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
         ensure!(
-            line.contains("result=refused kind=unknown-machine"),
-            "unknown MAC: {line}"
+            errors.is_empty(),
+            "install phase (logs in {}):\n{}",
+            run.display(),
+            errors.join("\n")
         );
-        let screen = qemu::read_lossy(&con);
-        ensure!(
-            screen.contains("52:54:00:de:ad:01") && screen.contains("Nothing was written"),
-            "the unknown-machine screen lacks the MAC"
-        );
-        let mac = m.mac.clone();
-        let (mut r, con) = m.boot(&run, Some(&stick), &mac, false)?;
-        let (line, _) = wait_result(&mut r, &con)?;
-        r.kill();
-        ensure!(
-            line.contains("result=refused kind=missing"),
-            "missing disk: {line}"
-        );
-        ensure!(m.sums(true)? == before, "a disk changed in a refused run");
-        report.push("unknown MAC and missing install disk: refused, no byte written".into());
     }
-    // The stick's log folder holds one log per run.
-    let logs = qemu::tool(
-        "mdir",
-        &[
-            "-b",
-            "-i",
-            &format!("{}@@{}", stick.display(), MIB),
-            "::/hcikit/logs",
-        ],
-        "mtools",
-    )?;
-    println!("logs on the stick:\n{logs}");
-    ensure!(
-        logs.lines().count() >= nodes,
-        "the stick holds too few logs: {logs}"
-    );
+    phase("three installs and three refusals (3 guests at a time)", t);
+
+    // The installed disks, without the stick, as a cluster: the VM tier's checks.
+    let t = Instant::now();
+    let before: Vec<_> = machines
+        .iter()
+        .map(|m| m.sums(false))
+        .collect::<Result<_>>()?;
+    let installed: Vec<InstalledNode> = machines
+        .iter()
+        .zip(&plan.nodes)
+        .map(|(m, node)| InstalledNode {
+            node: node.name.clone(),
+            disk: m.target_disk(),
+            vars: m.vars.clone(),
+            macs: vec![node.mac.clone().unwrap_or_default()],
+            other_disks: m.other_disks(),
+            expect_disks: m.expect_disks(),
+        })
+        .collect();
+    report.extend(check_installed_cluster(&run, &spec, &installed)?);
+    for (m, b) in machines.iter().zip(&before) {
+        unchanged(
+            b,
+            &m.sums(false)?,
+            &format!("{} while the installed node ran", m.label),
+        )?;
+    }
+    phase("installed disks booted as a cluster and checked", t);
+
+    // The stick left in after the install: the disk holds this node, nothing is written.
+    let t = Instant::now();
+    let mac0 = macs[0].clone();
+    report.push(refusal(
+        &run,
+        &mut machines[0],
+        &mac0,
+        true,
+        "result=already-installed node=mini1",
+        "mini1 with the stick left in",
+    )?);
+    phase("stick left in", t);
+
+    // One log per installer run on each machine's stick.
+    for m in &machines {
+        let logs = m.stick_logs()?;
+        report.push(format!("{} stick logs: {}", m.label, logs.join(" ")));
+    }
     println!("{}", report.join("\n"));
+    println!("{}", phases.join("\n"));
+    println!("install tier: {:.1} s wall", t0.elapsed().as_secs_f64());
     vm::remove_disks(&run);
     Ok(())
 }

@@ -82,6 +82,7 @@ fn tree_hashes_script_and_payload() {
         "SHA256SUMS",
         "boot.ipxe",
         "dnsmasq.conf.example",
+        "install.json",
         "root.ext4.zst",
         "vmlinuz",
     ]
@@ -104,7 +105,7 @@ fn tree_hashes_script_and_payload() {
     );
     assert_eq!(
         files["SHA256SUMS"].iter().filter(|&&b| b == b'\n').count(),
-        13
+        14
     );
 
     let script = String::from_utf8(files["boot.ipxe"].clone()).unwrap();
@@ -126,6 +127,7 @@ fn tree_hashes_script_and_payload() {
     for url in script
         .split_whitespace()
         .filter_map(|w| w.strip_prefix("${hcikit-base}/"))
+        .filter(|u| !u.starts_with("unknown-mac/"))
     {
         assert!(files.contains_key(url), "{url} is not in the tree");
     }
@@ -133,7 +135,31 @@ fn tree_hashes_script_and_payload() {
     for (n, mac) in ["pve1", "pve2", "pve3"].iter().zip(MACS) {
         assert!(script.contains(&format!("iseq ${{net0/mac}} {mac} && goto node-{n} ||")));
         let p = pinned(&script, n);
-        assert_eq!(p.len(), 4, "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(p["manifest"], sha(&files["install.json"]));
+        // install.json pins the same files, and its segments cover the whole image.
+        let m =
+            hcikit_firstboot::install::payload::Manifest::parse(&files["install.json"]).unwrap();
+        let np = m.node(n).unwrap();
+        assert_eq!(np.mac.as_deref(), Some(mac));
+        assert_eq!(np.bmap_sha256, p["bmap"]);
+        let mut at = 0;
+        for seg in &np.segments {
+            let hcikit_firstboot::install::payload::Segment::Image {
+                path,
+                image_offset,
+                length,
+                sha256,
+                ..
+            } = seg
+            else {
+                panic!("{seg:?} is not an image segment");
+            };
+            assert_eq!(*image_offset, at);
+            at += length;
+            assert_eq!(sha256, &sha(&files[path.as_str()]), "{path}");
+        }
+        assert_eq!(at, np.image_size);
         assert_eq!(p["root"], sha(&files["root.ext4.zst"]));
         assert_eq!(p["head"], sha(&files[&format!("{n}.head.zst")]));
         assert_eq!(p["tail"], sha(&files[&format!("{n}.tail.zst")]));
@@ -159,7 +185,8 @@ fn tree_hashes_script_and_payload() {
         base_kernel(&fx.base),
         "vmlinuz is the base's kernel"
     );
-    // No installer initrd in this build: nothing references it and nothing boots.
+    // The fixture base has none of the installer's programs, so this build has no
+    // installer initrd: nothing references it and nothing boots.
     assert!(!files.contains_key("initrd.img"));
     assert!(!script.lines().any(|l| l == "boot"));
     let unknown = script.split("\n:unknown\n").nth(1).unwrap();
@@ -205,7 +232,7 @@ fn pxe_trees_are_reproducible() {
     )
     .unwrap();
     let (a, b) = (files_in(&o1.join("pxe")), files_in(&o2.join("pxe")));
-    assert_eq!(a.len(), 14);
+    assert_eq!(a.len(), 15);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, bytes) in &a {
         assert!(bytes == &b[name], "{name} differs between two builds");

@@ -351,3 +351,28 @@ fn cli_refuses_bad_listen_and_missing_folder() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such folder"));
 }
+
+/// The boot script's note for a machine it does not know: iPXE escapes the MAC's colons.
+#[test]
+fn an_unknown_mac_shows_as_failed() {
+    let (d, _) = tree();
+    let server = start(d.path());
+    let (code, _, _) = get(
+        server.addr(),
+        "/unknown-mac/52%3A54%3A00%3A99%3A99%3A99",
+        "",
+    );
+    assert_eq!(code, 200);
+    let (code, _, _) = get(server.addr(), "/unknown-mac/..%2F..%2Fetc", "");
+    assert_eq!(code, 400);
+    let fleet = server.fleet();
+    assert_eq!(fleet.nodes.len(), 1);
+    let failed = fleet.failed();
+    assert_eq!(failed[0].0, "unknown-52-54-00-99-99-99");
+    assert!(
+        failed[0]
+            .1
+            .starts_with("MAC 52:54:00:99:99:99 is not a node"),
+        "{failed:?}"
+    );
+}

@@ -14,16 +14,12 @@
 mod vm;
 
 use anyhow::{bail, Context, Result};
-use hcikit_firstboot::plan::{NetDevice, Plan};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use hcikit_firstboot::plan::Plan;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vm::cluster::{self, find, quorum_line, DiskExpect};
 use vm::lab::{self, GuestSpec, Lab};
 use vm::qemu::{self, Boot};
-
-/// Root file system partition type (GPT "Linux root x86-64").
-const ROOT_PART_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 
 /// What a scenario asks of the lab.
 struct Scenario {
@@ -84,10 +80,7 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     let plan = loaded.plan.clone();
     // The guest reports only a digest of root's shadow hash: the hash itself is a secret
     // and stays out of the serial logs.
-    let root_hash_digest = loaded
-        .secrets
-        .get_id("root-password-hash")
-        .map(|h| hex::encode(Sha256::digest(String::from_utf8_lossy(h).trim().as_bytes())));
+    let root_hash_digest = cluster::root_hash_digest(&loaded);
     let n = plan.nodes.len();
 
     // The default Debian base, made the same way `hcikit build` makes it, passed
@@ -131,30 +124,15 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     let mut failures: Vec<String> = Vec::new();
 
     // Boot and quorum.
-    let want_connected = (n - 1) * plan.corosync.links.len();
-    let mut boot = BTreeMap::new();
-    let mut quorum = BTreeMap::new();
+    let (boot, quorum) = cluster::wait_quorate(&mut lab, &plan, Duration::from_secs(600))?;
     for g in 0..n {
-        let node = plan.nodes[g].name.clone();
-        let (_, d) = lab.wait(g, Duration::from_secs(600), |l| {
-            l.starts_with("HCIKIT boot ").then_some(())
-        })?;
-        boot.insert(node.clone(), d);
-    }
-    for g in 0..n {
-        let node = plan.nodes[g].name.clone();
-        let (_, d) = lab.wait(g, Duration::from_secs(600), |l| {
-            quorum_line(l, n, want_connected).then_some(())
-        })?;
-        quorum.insert(node, d);
-    }
-    for g in 0..n {
-        failures.extend(check_first_boot(
+        failures.extend(cluster::check_first_boot(
             &lab.lines(g),
             &plan,
             g,
             &rendered,
             root_hash_digest.as_deref(),
+            &osd_disks(),
         ));
     }
     println!("{}", lab::timings("checker started (boot)", &boot));
@@ -164,6 +142,7 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     );
 
     if sc.kill_and_restart {
+        let want_connected = (n - 1) * plan.corosync.links.len();
         let victim = n - 1;
         let seen: Vec<usize> = (0..n).map(|g| lab.line_count(g)).collect();
         let t = Instant::now();
@@ -206,32 +185,11 @@ fn run_scenario(sc: &Scenario) -> Result<()> {
     }
 
     // The agent's cluster run, without Proxmox, must stop at its first Proxmox step.
-    // The checker's report ends with the pending-flag line.
-    match lab.wait(0, Duration::from_secs(300), |l| {
-        l.starts_with("HCIKIT firstboot-pending ").then_some(())
-    }) {
-        Ok(_) => {
-            let lines = lab.lines(0);
-            let state = find(&lines, "firstboot-unit ")
-                .unwrap_or_default()
-                .trim_start_matches("firstboot-unit ")
-                .to_string();
-            for l in lines.iter().filter(|l| l.starts_with("firstboot")) {
-                println!("{}: {l}", plan.nodes[0].name);
-            }
-            let status = find(&lines, "firstboot-status ").unwrap_or_default();
-            let json = status.trim_start_matches("firstboot-status ");
-            match serde_json::from_str::<serde_json::Value>(json) {
-                Ok(v) => failures.extend(check_stopped_at_proxmox(&state, &v)),
-                Err(e) => failures.push(format!("firstboot status --json: {e}: {json}")),
-            }
-            if !lines.iter().any(|l| l == "firstboot-pending present") {
-                failures
-                    .push("firstboot pending flag removed although the run did not finish".into());
-            }
-        }
-        Err(e) => failures.push(format!("{e:#}")),
-    }
+    failures.extend(cluster::check_firstboot_report(
+        &mut lab,
+        &plan,
+        Duration::from_secs(300),
+    ));
 
     lab.shutdown();
     println!(
@@ -303,7 +261,7 @@ fn guest_for(
     let product = out.join(format!("{name}.img"));
     let disk = run.join(format!("{name}.test.img"));
     lab::sparse_copy(&product, &disk)?;
-    let offset = root_partition_offset(&disk)?;
+    let offset = cluster::root_partition_offset(&disk)?;
     let scratch = run.join(format!("{name}.inject"));
     std::fs::create_dir_all(&scratch)?;
     lab::inject_checker(&format!("{}?offset={offset}", disk.display()), &scratch)?;
@@ -311,42 +269,7 @@ fn guest_for(
     let vars = run.join(format!("{name}.OVMF_VARS.fd"));
     std::fs::copy(qemu::OVMF_VARS, &vars).context("copying OVMF_VARS.fd (install ovmf)")?;
 
-    let mut env = format!(
-        "MODE=e2e\nNODE={name}\nEXPECT_MEMBERS={}\nDISK_SERIALS=\"{} {}\"\n",
-        plan.nodes.len(),
-        lab::CLEAN_SERIAL,
-        lab::SIGNED_SERIAL
-    );
-    let mut nics = Vec::new();
-    let mut macs = Vec::new();
-    for (i, net) in plan.networks.iter().enumerate() {
-        let nic = match &net.device {
-            NetDevice::Interface { name } => name.clone(),
-            NetDevice::Bond { .. } => bail!("network {} is a bond: not in the VM test", net.name),
-        };
-        let addr = node
-            .address_on(&net.name)
-            .with_context(|| format!("{name} has no address on {}", net.name))?;
-        let peers: Vec<String> = plan
-            .nodes
-            .iter()
-            .filter(|o| o.name != *name)
-            .filter_map(|o| o.address_on(&net.name).map(|a| a.ip.clone()))
-            .collect();
-        env.push_str(&format!(
-            "IFACE_{i}={}\nADDR_{i}={}\nMTU_{i}={}\nPEERS_{i}=\"{}\"\n",
-            net.address_iface,
-            addr.ip_cidr,
-            net.mtu,
-            peers.join(" ")
-        ));
-        nics.push(nic);
-        macs.push(nic_mac(node.mac.as_deref(), g, i));
-    }
-    env.push_str(&format!("NICS=\"{}\"\n", nics.join(" ")));
-    if g == 0 {
-        env.push_str("REPORT_FIRSTBOOT=1\n");
-    }
+    let (checker_env, macs) = cluster::checker_env(plan, g, &osd_disks())?;
     Ok(GuestSpec {
         name: name.clone(),
         boot: Boot::Ovmf {
@@ -354,244 +277,17 @@ fn guest_for(
             vars,
         },
         disks,
+        install_disks: vec![],
         macs,
-        checker_env: env,
+        checker_env,
     })
 }
 
-/// The spec's MAC on the first NIC; the others get it with the fourth byte changed (or a
-/// generated local MAC when the spec has none).
-fn nic_mac(spec_mac: Option<&str>, guest: usize, nic: usize) -> String {
-    match spec_mac {
-        Some(m) if nic == 0 => m.to_string(),
-        Some(m) => {
-            let mut b: Vec<String> = m.split(':').map(str::to_string).collect();
-            let v = u8::from_str_radix(&b[3], 16).unwrap_or(0) ^ (nic as u8);
-            b[3] = format!("{v:02x}");
-            b.join(":")
-        }
-        None => format!("52:54:00:77:{nic:02x}:{:02x}", guest + 1),
-    }
-}
-
-/// Byte offset of the root partition in a disk image, from `sfdisk --json`.
-fn root_partition_offset(img: &Path) -> Result<u64> {
-    let json = qemu::tool("sfdisk", &["--json", &img.display().to_string()], "fdisk")?;
-    let v: serde_json::Value = serde_json::from_str(&json)?;
-    let table = &v["partitiontable"];
-    let sector = table["sectorsize"].as_u64().unwrap_or(512);
-    for p in table["partitions"].as_array().into_iter().flatten() {
-        if p["type"]
-            .as_str()
-            .is_some_and(|t| t.eq_ignore_ascii_case(ROOT_PART_TYPE))
-        {
-            return Ok(p["start"].as_u64().context("partition start")? * sector);
-        }
-    }
-    bail!("no root partition in {}", img.display())
-}
-
-/// `quorum ... quorate=Yes nodes=N connected=C` with the given counts.
-fn quorum_line(line: &str, nodes: usize, connected: usize) -> bool {
-    line.starts_with("HCIKIT quorum ")
-        && line.contains(" quorate=Yes ")
-        && line.contains(&format!(" nodes={nodes} "))
-        && line.ends_with(&format!(" connected={connected}"))
-}
-
-/// Without Proxmox the founder's run must not get past its first Proxmox step
-/// (`cluster-create`): either it failed there, or it keeps waiting there, and status says
-/// which and why. Anything else (done, or a later step) is wrong.
-fn check_stopped_at_proxmox(unit_state: &str, v: &serde_json::Value) -> Vec<String> {
-    let mut f = Vec::new();
-    let phase = v["phase"].as_str().unwrap_or("");
-    let text = |k: &str| v[k].to_string();
-    let at_step = ["step", "doing", "waiting-for", "failed", "last-error"]
-        .iter()
-        .any(|k| {
-            let t = text(k);
-            ["cluster-create", "pve-cluster", "pvecm", "pvesh"]
-                .iter()
-                .any(|w| t.contains(w))
-        });
-    match phase {
-        "failed" if unit_state.starts_with("state=failed") && at_step => {}
-        "waiting" | "running" if unit_state.starts_with("state=activating") && at_step => {
-            println!("note: the agent keeps retrying its first Proxmox step instead of failing");
-        }
-        _ => f.push(format!(
-            "the cluster run should stop at its first Proxmox step: unit {unit_state}, status {v}"
-        )),
-    }
-    if v["done"]
-        .as_array()
-        .is_some_and(|d| d.iter().any(|s| s.to_string().contains("cluster-create")))
-    {
-        f.push(format!(
-            "cluster-create counted as done without Proxmox: {v}"
-        ));
-    }
-    f
-}
-
-fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find(|l| l.starts_with(prefix))
-        .map(String::as_str)
-}
-
-fn sha256_file(p: &Path) -> Result<String> {
-    Ok(hex::encode(Sha256::digest(std::fs::read(p)?)))
-}
-
-/// Checks the first boot of guest `g` from its result lines.
-fn check_first_boot(
-    lines: &[String],
-    plan: &Plan,
-    g: usize,
-    rendered: &Path,
-    root_hash_digest: Option<&str>,
-) -> Vec<String> {
-    let node = &plan.nodes[g];
-    let name = &node.name;
-    let mut f = Vec::new();
-    let mut expect = |ok: bool, what: String| {
-        if !ok {
-            f.push(format!("{name}: {what}"));
-        }
-    };
-    for l in lines.iter().filter(|l| l.starts_with("fail")) {
-        expect(false, l.clone());
-    }
-    // apply ran on this boot, successfully, and was done before networking started.
-    match find(lines, "apply ") {
-        Some(l) => {
-            let kv: BTreeMap<&str, &str> = l
-                .split_whitespace()
-                .filter_map(|w| w.split_once('='))
-                .collect();
-            expect(
-                kv.get("condition") == Some(&"yes") && kv.get("result") == Some(&"success"),
-                format!("hcikit-apply did not run successfully: {l}"),
-            );
-            let at = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            expect(
-                at("finished_at") > 0 && at("finished_at") <= at("networking_started_at"),
-                format!("hcikit-apply not finished before networking started: {l}"),
-            );
-        }
-        None => expect(false, "no apply line".into()),
-    }
-    expect(
-        lines.iter().any(|l| l == "apply-pending absent"),
-        "apply pending flag still there".into(),
-    );
-    expect(
-        find(lines, "os ")
-            .is_some_and(|l| l.starts_with(&format!("os codename={} ", plan.image.suite))),
-        format!(
-            "not booted from Debian {} (PVE {}): {:?}",
-            plan.image.suite,
-            plan.cluster.pve_major,
-            find(lines, "os ")
-        ),
-    );
-    expect(
-        lines.iter().any(|l| *l == format!("hostname {name}")),
-        format!("hostname is not {name}: {:?}", find(lines, "hostname ")),
-    );
-    // Item 6: the zone is applied where systemd (and so Proxmox) reads it.
-    let zone = format!("localtime ../usr/share/zoneinfo/{}", plan.cluster.timezone);
-    expect(
-        lines.contains(&zone),
-        format!(
-            "/etc/localtime is not the plan's zone: {:?}",
-            find(lines, "localtime ")
-        ),
-    );
-    // Proxmox's pvecm create/add die without an ssh-rsa host key (pve-cluster
-    // `PVE::Cluster::Setup` `ssh_merge_known_hosts`): the node has one, its private and
-    // public halves belong together, and the build pinned it in the known_hosts file.
-    expect(
-        find(lines, "rsa-host-key ").is_some_and(|l| {
-            l.starts_with("rsa-host-key present=yes matches=yes pinned=")
-                && !l.ends_with("pinned=0")
-        }),
-        format!("no pinned RSA host key: {:?}", find(lines, "rsa-host-key ")),
-    );
-    // The spec's root password hash took effect (only a digest of it is reported).
-    if let Some(want) = root_hash_digest {
-        expect(
-            lines.contains(&format!("root-hash-sha256 {want}")),
-            format!(
-                "root's shadow entry is not the spec's hash: {:?}",
-                find(lines, "root-hash-sha256 ")
-            ),
-        );
-    }
-    for file in ["/etc/hostname", "/etc/hosts", "/etc/network/interfaces"] {
-        let want = sha256_file(&rendered.join(name).join(file.trim_start_matches('/')))
-            .unwrap_or_else(|e| format!("unreadable rendered file: {e}"));
-        expect(
-            lines
-                .iter()
-                .any(|l| *l == format!("file-sha256 {file} {want}")),
-            format!("{file} is not the rendered one"),
-        );
-    }
-    expect(
-        find(lines, "esp ").is_some_and(|l| l.contains(" secrets-left=0 ")),
-        format!("secrets left on the ESP: {:?}", find(lines, "esp ")),
-    );
-    for (i, net) in plan.networks.iter().enumerate() {
-        let addr = &node.addresses[i].ip_cidr;
-        let l = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("addr {} ", net.address_iface)));
-        expect(
-            l.is_some_and(|l| {
-                l.contains(&format!(" have={addr}")) && l.contains(&format!(" mtu={} ", net.mtu))
-            }),
-            format!(
-                "{} should carry {addr} with MTU {}: {l:?}",
-                net.address_iface, net.mtu
-            ),
-        );
-    }
-    let pings = lines
-        .iter()
-        .filter(|l| l.starts_with("ping ") && l.ends_with(" ok"))
-        .count();
-    expect(
-        pings == (plan.nodes.len() - 1) * plan.networks.len(),
-        format!("{pings} peers answered pings"),
-    );
-    expect(
-        lines
-            .iter()
-            .any(|l| l == "corosync-before active=inactive enabled=disabled"),
-        format!(
-            "corosync not disabled and stopped before the test started it: {:?}",
-            find(lines, "corosync-before")
-        ),
-    );
-    expect(
-        lines.iter().any(|l| l == "networkd active=inactive"),
-        "systemd-networkd is running next to ifupdown2".into(),
-    );
-    expect(
-        lines.iter().any(|l| l == "corosync-config valid"),
-        "rendered corosync.conf rejected by corosync -t".into(),
-    );
-    for (serial, fs) in [(lab::CLEAN_SERIAL, "none"), (lab::SIGNED_SERIAL, "ext4")] {
-        expect(
-            lines.iter().any(|l| {
-                l.starts_with(&format!("disk {serial} dev=/dev/sd"))
-                    && l.ends_with(&format!(" type={fs}"))
-            }),
-            format!("OSD disk {serial} should still be type={fs} (untouched)"),
-        );
-    }
-    f
+/// The two OSD disks every VM-tier guest gets: one blank, one with an ext4 signature;
+/// both must be untouched after boot.
+fn osd_disks() -> Vec<DiskExpect> {
+    vec![
+        DiskExpect::new(lab::CLEAN_SERIAL, "/dev/sd", "none"),
+        DiskExpect::new(lab::SIGNED_SERIAL, "/dev/sd", "ext4"),
+    ]
 }

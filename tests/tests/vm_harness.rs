@@ -74,6 +74,7 @@ fn three_guests_see_ens18_ens19_and_reach_each_other() {
                 append: "root=LABEL=root rw console=ttyS0,115200 panic=-1".into(),
             },
             disks,
+            install_disks: vec![],
             macs: vec![
                 format!("52:54:00:99:01:{:02x}", 0x11 + g),
                 format!("52:54:00:99:02:{:02x}", 0x11 + g),

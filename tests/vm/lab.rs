@@ -1,6 +1,7 @@
 //! A lab of guests on loopback-only switches: disks, the test checker, the switch process,
 //! and reading the checker's result lines.
 
+use super::install::{self, InstallDisk, InstallVm};
 use super::qemu::{self, Boot, DgramLink, Disk, Nic, Running, VmConfig};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -76,6 +77,8 @@ pub fn inject_checker(fs: &str, scratch: &Path) -> Result<()> {
 /// One guest of a lab and what the test needs to restart it.
 pub struct Guest {
     pub config: VmConfig,
+    /// A mini PC's disks (NVMe, SATA, USB) instead of `config.disks` on virtio-scsi.
+    pub install_disks: Vec<InstallDisk>,
     pub running: Option<Running>,
     /// Boots so far (log files are numbered per boot).
     pub boots: u32,
@@ -92,8 +95,11 @@ pub struct Lab {
 pub struct GuestSpec {
     pub name: String,
     pub boot: Boot,
-    /// Boot disk first.
+    /// Boot disk first, on virtio-scsi.
     pub disks: Vec<Disk>,
+    /// Or, when not empty, the disks of a mini PC as the install tier attaches them
+    /// (NVMe, SATA, USB; the firmware's own boot order from its variable store).
+    pub install_disks: Vec<InstallDisk>,
     /// One per network, in network order (NIC i sits at PCI slot 0x12 + i).
     pub macs: Vec<String>,
     /// Shell assignments for the checker (fw_cfg `opt/hcikit/vmtest`).
@@ -147,6 +153,7 @@ impl Lab {
             };
             lab.guests.push(Guest {
                 config,
+                install_disks: s.install_disks,
                 running: None,
                 boots: 0,
             });
@@ -167,7 +174,27 @@ impl Lab {
             let _ = std::fs::remove_file(&n.link.local);
         }
         let label = format!("{name}.boot{}", guest.boots);
-        guest.running = Some(Running::spawn(&label, &qemu::vm_argv(&guest.config), &dir)?);
+        let argv = if guest.install_disks.is_empty() {
+            qemu::vm_argv(&guest.config)
+        } else {
+            let Boot::Ovmf { code, vars } = &guest.config.boot else {
+                bail!("{name}: a mini PC boots through OVMF");
+            };
+            let c = &guest.config;
+            install::install_vm_argv(&InstallVm {
+                name: label.clone(),
+                memory_mib: c.memory_mib,
+                accel: c.accel.clone(),
+                ovmf_code: code.clone(),
+                ovmf_vars: vars.clone(),
+                disks: guest.install_disks.clone(),
+                nics: c.nics.clone(),
+                console_log: c.console_log.clone(),
+                results_log: c.results_log.clone(),
+                fw_cfg: c.fw_cfg.clone(),
+            })
+        };
+        guest.running = Some(Running::spawn(&label, &argv, &dir)?);
         Ok(())
     }
 

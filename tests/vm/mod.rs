@@ -5,12 +5,17 @@
 //!
 //! - [`qemu`]: the QEMU command line (pure) and a guard that owns a running guest.
 //! - [`lab`]: guests on loopback-only switches, the injected checker, result lines.
+//! - [`cluster`]: the VM tier's checks of a booted cluster (checker settings, quorum,
+//!   result lines against the Plan), shared by images and installed disks.
 //! - [`install`]: install-tier guests (USB stick, NVMe, SATA, USB disks) and helpers.
+//! - [`installed`]: installed disks booted as a cluster without the installer.
 //! - this module: shared fixtures (cache folder, base listing, plan).
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod install;
+pub mod installed;
 pub mod lab;
 pub mod qemu;
 

@@ -22,6 +22,7 @@ pub mod ext4;
 pub mod installer;
 pub mod lock;
 pub mod output;
+pub mod pxe_initrd;
 mod root;
 pub mod rootfs;
 
@@ -396,24 +397,106 @@ fn write_pxe(
             head_zst: zstd::bulk::compress(&ends.head, ZSTD_LEVEL).context("compressing head")?,
             tail_zst: zstd::bulk::compress(&ends.tail, ZSTD_LEVEL).context("compressing tail")?,
             bmap: bmap::bmap_xml(layout.disk_size, &parts.ranges()),
+            payload: net_payload(input.plan, name),
         });
     }
+    let initrd = match installer_initrd(opts, root, &boot.version, layout) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            // A base without the installer's programs still gets its tree; the script
+            // says that it cannot install and why.
+            tracing::warn!("no network installer initrd: {e:#}");
+            None
+        }
+    };
     crate::media::pxe::write_tree(
         &opts.out_dir,
         &crate::media::pxe::PxeInput {
             cluster: &input.plan.cluster.name,
             kernel: &boot.kernel,
-            // The installer (`hcikit-firstboot install`) is not part of the agent yet, so
-            // there is no initrd that could install; the script says so and stops.
-            initrd: None,
+            initrd: initrd.as_deref(),
             root_zst: &root.zst(),
             nodes: pxe_nodes,
             kernel_cmdline: &input.plan.image.kernel_cmdline,
             base_url: pxe.base_url.as_deref(),
+            manifest: installer::manifest(
+                input.plan,
+                // A network install has no installer disk of its own.
+                &Guids {
+                    disk: uuid::Uuid::nil(),
+                    ..Guids::for_node(&input.plan.cluster.name, "-")
+                },
+                &installer::Policy {
+                    after_install: input.plan.image.after_install.as_str().to_string(),
+                    confirm_secs: 0,
+                },
+                Vec::new(),
+            ),
+            root_start: layout.root_start,
+            root_end: layout.root_end(),
+            disk_size: layout.disk_size,
         },
     )?;
     t.finish("done");
     Ok(())
+}
+
+/// A node's entry in the network installer's manifest (segments filled in by the tree).
+fn net_payload(plan: &Plan, name: &str) -> hcikit_firstboot::install::payload::NodePayload {
+    let i = plan.nodes.iter().position(|n| n.name == name).unwrap_or(0);
+    let n = &plan.nodes[i];
+    let guids = Guids::for_node(&plan.cluster.name, name);
+    hcikit_firstboot::install::payload::NodePayload {
+        node: n.name.clone(),
+        key: format!("nodes[{i}].install-disk"),
+        mac: n.mac.as_ref().map(|m| m.to_ascii_lowercase()),
+        install_disk: n.install_disk.clone(),
+        install_wipe: n.install_wipe,
+        osd_disks: n.osds.iter().map(|o| o.device.clone()).collect(),
+        image_size: plan.image.disk_size,
+        bmap: String::new(),
+        bmap_sha256: String::new(),
+        disk_guid: guids.disk.to_string(),
+        partition_guids: vec![guids.esp.to_string(), guids.root.to_string()],
+        partition_labels: vec![disk::ESP_NAME.into(), disk::ROOT_NAME.into()],
+        segments: Vec::new(),
+    }
+}
+
+/// The network installer's initrd, built once per root cache entry (whose key covers the
+/// base and the agent, everything the initrd is made of).
+fn installer_initrd(
+    opts: &BuildOptions,
+    root: &Root,
+    kver: &str,
+    layout: &Layout,
+) -> Result<Vec<u8>> {
+    let cached = root.dir.join("pxe-initrd.img");
+    if let Ok(b) = std::fs::read(&cached) {
+        return Ok(b);
+    }
+    let t = opts.progress.task("installer initrd", None);
+    let work = tempfile::Builder::new()
+        .prefix(".initrd-")
+        .tempdir_in(&opts.cache_dir)
+        .context("creating a cache work folder")?;
+    let limit = 2 * layout.root_size + (64 << 20);
+    let base_tar = rootfs::plain_base(&opts.base, &work.path().join("base.tar"), limit)?;
+    let items = rootfs::index_base(&base_tar, &opts.base)?;
+    let agent = std::fs::read(&opts.agent)
+        .with_context(|| format!("reading the agent {}", opts.agent.display()))?;
+    let bytes = pxe_initrd::build(
+        &items,
+        &|i| rootfs::read_item(i, &base_tar),
+        &agent,
+        kver,
+        root.meta.epoch,
+    )?;
+    let tmp = root.dir.join(format!(".pxe-initrd.{}", std::process::id()));
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &cached)?;
+    t.finish(&format!("{} KiB", bytes.len() >> 10));
+    Ok(bytes)
 }
 
 /// The hashes of everything outside the Plan that decides the root's bytes.

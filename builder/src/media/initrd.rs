@@ -2,9 +2,7 @@
 //! compressed (iPXE passes an initrd through untouched, but Debian's kernels and
 //! Proxmox's PXE split both use gzip because iPXE-era tooling cannot read zstd).
 //!
-//! Not yet part of the `--pxe` tree: the installer it would start
-//! (`hcikit-firstboot install`) is not in the agent yet, so an initrd built now could not
-//! install anything (see docs/install.md, "Not done yet").
+//! What goes into the network installer's initrd is decided in `image::pxe_initrd`.
 
 use anyhow::Result;
 use std::collections::BTreeSet;

@@ -9,6 +9,7 @@
 
 use crate::image::output::Staged;
 use anyhow::{Context, Result};
+use hcikit_firstboot::install::payload::{Manifest, NodePayload, Segment};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -22,6 +23,7 @@ pub const KERNEL: &str = "vmlinuz";
 pub const INITRD: &str = "initrd.img";
 pub const ROOT: &str = "root.ext4.zst";
 pub const DNSMASQ: &str = "dnsmasq.conf.example";
+pub use hcikit_firstboot::install::net::MANIFEST;
 /// Where the script looks for the tree when the build was given no URL: `hcikit serve`'s
 /// port on the proxy-DHCP server (in proxy mode dnsmasq names itself as next-server).
 pub const DEFAULT_BASE: &str = "http://${next-server}:8080";
@@ -37,6 +39,8 @@ pub struct PxeNode {
     pub tail_zst: Vec<u8>,
     /// The node's whole-disk bmap (bmaptool's format).
     pub bmap: String,
+    /// The installer's entry for the node, without segments (filled in here).
+    pub payload: NodePayload,
 }
 
 /// Everything the tree is made of.
@@ -53,6 +57,12 @@ pub struct PxeInput<'a> {
     pub kernel_cmdline: &'a [String],
     /// The URL the tree is served at (`--pxe-url`); default [`DEFAULT_BASE`].
     pub base_url: Option<&'a str>,
+    /// The installer manifest without nodes (cluster, after-install).
+    pub manifest: Manifest,
+    /// Image byte offsets of the shared root and of the tail.
+    pub root_start: u64,
+    pub root_end: u64,
+    pub disk_size: u64,
 }
 
 /// The SHA-256 of one node's payload files, as pinned in the script.
@@ -65,6 +75,8 @@ pub struct NodeHashes {
     pub head: String,
     pub tail: String,
     pub bmap: String,
+    /// `install.json`, the same for every node.
+    pub manifest: String,
 }
 
 /// Writes `out/pxe/` (staged, renamed into place at the end) and returns the hashes
@@ -107,6 +119,8 @@ pub fn write_tree(out_dir: &Path, input: &PxeInput) -> Result<Vec<NodeHashes>> {
         h
     };
     let mut hashes = Vec::new();
+    let mut manifest = input.manifest.clone();
+    manifest.nodes.clear();
     for n in &input.nodes {
         // The head carries the node's ESP with its private keys and secrets: 0600, like
         // the images.
@@ -131,6 +145,34 @@ pub fn write_tree(out_dir: &Path, input: &PxeInput) -> Result<Vec<NodeHashes>> {
             0o644,
             n.bmap.as_bytes(),
         )?;
+        let mut p = n.payload.clone();
+        p.bmap = bmap_name(&n.name);
+        p.bmap_sha256 = bmap.clone();
+        p.image_size = input.disk_size;
+        p.segments = vec![
+            Segment::Image {
+                path: head_name(&n.name),
+                zstd: true,
+                image_offset: 0,
+                length: input.root_start,
+                sha256: head.clone(),
+            },
+            Segment::Image {
+                path: ROOT.into(),
+                zstd: true,
+                image_offset: input.root_start,
+                length: input.root_end - input.root_start,
+                sha256: root_sha.clone(),
+            },
+            Segment::Image {
+                path: tail_name(&n.name),
+                zstd: true,
+                image_offset: input.root_end,
+                length: input.disk_size - input.root_end,
+                sha256: tail.clone(),
+            },
+        ];
+        manifest.nodes.push(p);
         hashes.push(NodeHashes {
             node: n.name.clone(),
             mac: n.mac.clone(),
@@ -138,7 +180,14 @@ pub fn write_tree(out_dir: &Path, input: &PxeInput) -> Result<Vec<NodeHashes>> {
             head,
             tail,
             bmap,
+            manifest: String::new(),
         });
+    }
+    let mut mj = serde_json::to_vec_pretty(&manifest)?;
+    mj.push(b'\n');
+    let msha = put(&mut staged, &mut sums, MANIFEST, 0o644, &mj)?;
+    for h in &mut hashes {
+        h.manifest = msha.clone();
     }
     let script = boot_script(
         input.cluster,
@@ -232,6 +281,12 @@ pub fn boot_script(
             format!("hcikit.sha256.head={}", n.head),
             format!("hcikit.sha256.tail={}", n.tail),
             format!("hcikit.sha256.bmap={}", n.bmap),
+            format!("hcikit.sha256.manifest={}", n.manifest),
+            // iPXE's DHCP lease, so the installer needs no DHCP client of its own.
+            "hcikit.mac=${net0/mac}".to_string(),
+            "hcikit.ip=${net0/ip}".to_string(),
+            "hcikit.netmask=${net0/netmask}".to_string(),
+            "hcikit.gateway=${net0/gateway}".to_string(),
         ];
         args.extend(kernel_cmdline.iter().cloned());
         if has_initrd {
@@ -254,6 +309,8 @@ pub fn boot_script(
         s,
         "echo hcikit: MAC ${{net0/mac}} is not a node of cluster {cluster}; nothing is installed."
     );
+    // Tells `hcikit serve` too, so the fleet view shows the stranger.
+    let _ = writeln!(s, "imgfetch ${{hcikit-base}}/unknown-mac/${{net0/mac}} ||");
     let known: Vec<String> = nodes
         .iter()
         .map(|n| format!("{} {}", n.node, n.mac))
@@ -325,6 +382,7 @@ mod tests {
             head: "b".repeat(64),
             tail: "c".repeat(64),
             bmap: "d".repeat(64),
+            manifest: "e".repeat(64),
         }
     }
 

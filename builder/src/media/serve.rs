@@ -19,6 +19,30 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 /// Worker threads: each serves one request at a time, and a node streaming the root
 /// holds one for minutes, so there are many more than cores.
 pub const WORKERS: usize = 32;
+/// `GET /unknown-mac/<mac>`: the boot script's note that a machine is not in the spec.
+pub const UNKNOWN_MAC_PATH: &str = "/unknown-mac/";
+
+/// The fleet entry of a machine whose MAC no node has: `unknown-aa-bb-cc-dd-ee-ff`,
+/// failed with the reason. `None` unless `mac` is a MAC (iPXE's lower-case colon form).
+pub fn unknown_mac_report(mac: &str) -> Option<Report> {
+    let ok = mac.len() == 17
+        && mac.split(':').count() == 6
+        && mac
+            .split(':')
+            .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+    if !ok {
+        return None;
+    }
+    let mac = mac.to_ascii_lowercase();
+    Some(Report::now(
+        &format!("unknown-{}", mac.replace(':', "-")),
+        hcikit_firstboot::report::Stage::Failed {
+            reason: format!(
+                "MAC {mac} is not a node of this cluster; nothing installed (add it as nodes[].mac and rebuild with --pxe)"
+            ),
+        },
+    ))
+}
 
 /// A running server. Dropping it stops the workers.
 pub struct Server {
@@ -121,6 +145,12 @@ impl Shared {
                 let r = self.report(&mut req);
                 req.respond(r)
             }
+            (Method::Get, path) if path.starts_with(UNKNOWN_MAC_PATH) => {
+                // iPXE escapes the colons of `${net0/mac}` in a URL (`%3A`).
+                let mac = percent_decode(&path[UNKNOWN_MAC_PATH.len()..]).unwrap_or_default();
+                let r = self.unknown_mac(&mac);
+                req.respond(r)
+            }
             (Method::Get | Method::Head, path) => match self.file(path, &req) {
                 Ok(r) => req.respond(r),
                 Err(r) => req.respond(r),
@@ -130,6 +160,18 @@ impl Shared {
         if let Err(e) = result {
             tracing::debug!("{method} {url}: client went away: {e}");
         }
+    }
+
+    /// Records a machine the boot script did not know (it fetches this URL before it
+    /// stops), so the fleet view shows it as failed with its MAC.
+    fn unknown_mac(&self, mac: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+        let Some(r) = unknown_mac_report(mac) else {
+            return text(400, "not a MAC address (aa:bb:cc:dd:ee:ff)\n");
+        };
+        let now = SystemTime::now();
+        self.fleet.lock().expect("fleet lock").apply(&r, now);
+        let _ = self.events.lock().expect("events lock").send((r, now));
+        text(200, "recorded\n")
     }
 
     /// Reads and records one report; 204 on success.
@@ -323,6 +365,26 @@ fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_macs_become_failed_entries() {
+        let r = unknown_mac_report("52:54:00:99:AA:01").unwrap();
+        assert_eq!(r.node, "unknown-52-54-00-99-aa-01");
+        assert!(r
+            .stage
+            .to_string()
+            .starts_with("failed: MAC 52:54:00:99:aa:01 is not a node"));
+        assert!(Report::parse(serde_json::to_string(&r).unwrap().as_bytes()).is_ok());
+        for bad in [
+            "",
+            "52:54:00:99:aa",
+            "52:54:00:99:aa:zz",
+            "../../etc/passwd",
+            "52-54-00-99-aa-01",
+        ] {
+            assert!(unknown_mac_report(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn ranges() {

@@ -142,13 +142,26 @@ pub fn log_name(node: &str, epoch: u64) -> String {
 }
 
 /// Writes the log into `<stick>/hcikit/logs/` and syncs it (the stick may be pulled as
-/// soon as the machine powers off).
+/// soon as the machine powers off). Never replaces an earlier log: two runs in the same
+/// second (or a guest clock that went back) get `-2`, `-3`, … before `.log`.
 pub fn write_log(stick_esp: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
     use anyhow::Context;
     let dir = stick_esp.join(crate::layout::ESP_DIR).join("logs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(name);
-    let mut f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let stem = name.strip_suffix(".log").unwrap_or(name);
+    let mut n = 1;
+    let (path, mut f) = loop {
+        let path = if n == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem}-{n}.log"))
+        };
+        match File::options().write(true).create_new(true).open(&path) {
+            Ok(f) => break (path, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    };
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     File::open(&dir)?.sync_all()?;
@@ -187,7 +200,11 @@ mod tests {
         assert!(!c.interactive());
         assert_eq!(c.ask(Some(Duration::from_millis(1))), None);
         let p = write_log(dir.path(), "pve1-x.log", &c.log_text()).unwrap();
-        let text = std::fs::read_to_string(p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        // A second run with the same name keeps the first log.
+        let p2 = write_log(dir.path(), "pve1-x.log", "second").unwrap();
+        assert_eq!(p2.file_name().unwrap(), "pve1-x-2.log");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
         assert!(
             text.contains("node pve1") && text.contains("[redacted]") && !text.contains("$6$"),
             "{text}"

@@ -16,6 +16,7 @@ pub mod console;
 pub mod efiboot;
 pub mod gpt;
 pub mod identity;
+pub mod net;
 pub mod payload;
 pub mod probe;
 pub mod run;

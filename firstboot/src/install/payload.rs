@@ -84,6 +84,17 @@ pub enum Segment {
         image_offset: u64,
         length: u64,
     },
+    /// A file (fetched over the network) holding image bytes `[image_offset,
+    /// image_offset + length)` whole, holes included (after zstd decompression when
+    /// `zstd`); the bmap ranges inside are taken from it. `sha256` pins the file as
+    /// stored.
+    Image {
+        path: String,
+        zstd: bool,
+        image_offset: u64,
+        length: u64,
+        sha256: String,
+    },
 }
 
 impl Manifest {
@@ -203,6 +214,120 @@ fn segment_reader(
                 total,
             ))
         }
+        Segment::Image {
+            path,
+            zstd,
+            image_offset,
+            length,
+            ..
+        } => {
+            let r = opener.file(path)?;
+            let r: Box<dyn Read + Send> = if *zstd {
+                Box::new(zstd::stream::read::Decoder::new(r).context("starting zstd")?)
+            } else {
+                r
+            };
+            let spans = spans_in(bmap, *image_offset, *length)?;
+            let total = spans.iter().map(|s| s.1).sum();
+            Ok((
+                Box::new(ImageRanges {
+                    inner: r,
+                    spans,
+                    i: 0,
+                    pos: 0,
+                    length: *length,
+                    path: path.clone(),
+                }),
+                total,
+            ))
+        }
+    }
+}
+
+/// The bmap's ranges inside image bytes `[at, at + length)`, relative to `at`.
+fn spans_in(bmap: &Bmap, at: u64, length: u64) -> Result<Vec<(u64, u64)>> {
+    let mut spans = Vec::new();
+    for r in &bmap.ranges {
+        let (o, l) = bmap.span(r);
+        if o >= at + length || o + l <= at {
+            continue;
+        }
+        ensure!(
+            o >= at && o + l <= at + length,
+            "bmap range {}-{} straddles the edge of a payload segment",
+            r.first,
+            r.last
+        );
+        spans.push((o - at, l));
+    }
+    Ok(spans)
+}
+
+/// Reads a whole image piece sequentially and yields only the given spans of it; after
+/// the last span it reads the piece to its end, so the piece's own length (and, for a
+/// network file, its pinned SHA-256 at end of file) is checked before the writer goes on.
+struct ImageRanges {
+    inner: Box<dyn Read + Send>,
+    spans: Vec<(u64, u64)>,
+    i: usize,
+    /// Bytes of the piece consumed so far.
+    pos: u64,
+    length: u64,
+    path: String,
+}
+
+impl ImageRanges {
+    fn skip_to(&mut self, to: u64) -> io::Result<()> {
+        let mut buf = [0u8; 64 << 10];
+        while self.pos < to {
+            let n = ((to - self.pos) as usize).min(buf.len());
+            let got = self.inner.read(&mut buf[..n])?;
+            if got == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} ends at byte {}, before its {} bytes",
+                        self.path, self.pos, self.length
+                    ),
+                ));
+            }
+            self.pos += got as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Read for ImageRanges {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(&(off, len)) = self.spans.get(self.i) {
+            if self.pos >= off + len {
+                self.i += 1;
+                continue;
+            }
+            self.skip_to(off)?;
+            let n = buf.len().min((off + len - self.pos) as usize);
+            let got = self.inner.read(&mut buf[..n])?;
+            if got == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} ends at byte {}, before its {} bytes",
+                        self.path, self.pos, self.length
+                    ),
+                ));
+            }
+            self.pos += got as u64;
+            return Ok(got);
+        }
+        self.skip_to(self.length)?;
+        let mut one = [0u8; 1];
+        if self.inner.read(&mut one)? != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} holds more than its {} bytes", self.path, self.length),
+            ));
+        }
+        Ok(0)
     }
 }
 
@@ -354,6 +479,66 @@ mod tests {
         node.segments.pop();
         let e = open_stream(&node, &b, &opener).err().unwrap();
         assert!(format!("{e:#}").contains("inconsistent"), "{e:#}");
+    }
+
+    #[test]
+    fn whole_image_pieces_make_the_stream() {
+        let img = image(16 << 20, 22);
+        let (b, stream) = bmap_and_stream(&img);
+        let cuts = [0u64, 3 << 20, 15 << 20, 16 << 20];
+        let mut files = BTreeMap::new();
+        let mut segments = Vec::new();
+        for (i, w) in cuts.windows(2).enumerate() {
+            let bytes = &img[w[0] as usize..w[1] as usize];
+            let path = format!("p{i}.zst");
+            files.insert(path.clone(), zstd::bulk::compress(bytes, 3).unwrap());
+            segments.push(Segment::Image {
+                path,
+                zstd: true,
+                image_offset: w[0],
+                length: w[1] - w[0],
+                sha256: String::new(),
+            });
+        }
+        let opener = Files {
+            files,
+            part: std::path::PathBuf::from("/nonexistent"),
+        };
+        let node = NodePayload {
+            node: "pve1".into(),
+            key: "nodes[0].install-disk".into(),
+            mac: None,
+            install_disk: None,
+            install_wipe: false,
+            osd_disks: vec![],
+            image_size: img.len() as u64,
+            bmap: "n.bmap".into(),
+            bmap_sha256: String::new(),
+            disk_guid: String::new(),
+            partition_guids: vec![],
+            partition_labels: vec![],
+            segments,
+        };
+        let mut got = Vec::new();
+        open_stream(&node, &b, &opener)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == stream, "the pieces rebuild the range stream");
+        // A piece longer than it says is refused at its end.
+        let mut longer = img[(15 << 20) as usize..].to_vec();
+        longer.extend_from_slice(&[0; 10]);
+        let mut opener = opener;
+        opener
+            .files
+            .insert("p2.zst".into(), zstd::bulk::compress(&longer, 3).unwrap());
+
+        let mut got = Vec::new();
+        let e = open_stream(&node, &b, &opener)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(e.to_string().contains("holds more than its"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,954 @@
+//! `hcikit-firstboot install --net`: the network installer, started by the initrd that
+//! `hcikit build --pxe` makes. It brings up the NIC iPXE booted from with the address
+//! iPXE got by DHCP, fetches the tree's `install.json` (pinned by SHA-256 on the kernel
+//! command line, like every payload file), and streams the node's head, the shared root
+//! and the tail over HTTP into the same verified writer as the USB install: same
+//! identity, disk rules, first MiB last, boot entry. Progress goes to `hcikit serve`.
+//!
+//! Nothing fetched is trusted unchecked: `install.json`, the bmap, the head and the tail
+//! are checked whole before a byte is written; the root is checked range by range against
+//! the bmap as it streams and whole at its end, before the partition table is written.
+
+use super::bmap::Bmap;
+use super::console::{self, Console};
+use super::identity::{self, Identity, NodeId};
+use super::payload::{self, Manifest, Opener, Segment};
+use super::run::{summary, want_for, Outcome};
+use super::target::{self, Decision};
+use super::{efiboot, gpt, system, write};
+use crate::report::{self, Report, Stage};
+use anyhow::{bail, ensure, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The tree's manifest for the network installer, beside `boot.ipxe`.
+pub const MANIFEST: &str = "install.json";
+/// Reconnects per file after a broken connection before the install fails.
+pub const MAX_RESUMES: u32 = 5;
+
+/// What the boot script passes on the kernel command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetArgs {
+    /// The tree's URL, without a trailing `/`.
+    pub url: String,
+    pub node: String,
+    /// SHA-256 of `install.json`, which pins everything else.
+    pub manifest_sha256: String,
+    /// The boot script's own pins of the node's files (`head`, `root`, `tail`, `bmap`),
+    /// checked against the manifest's.
+    pub pins: BTreeMap<String, String>,
+    pub net: Option<IpConfig>,
+}
+
+/// The address iPXE got by DHCP, handed on so the installer needs no DHCP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpConfig {
+    pub mac: String,
+    pub addr: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl NetArgs {
+    /// Reads the installer's arguments from a kernel command line (pure).
+    pub fn parse(cmdline: &str) -> Result<NetArgs> {
+        let mut kv = BTreeMap::new();
+        for a in cmdline.split_whitespace() {
+            if let Some((k, v)) = a.split_once('=') {
+                if k.starts_with("hcikit.") {
+                    kv.insert(k, v);
+                }
+            }
+        }
+        let get =
+            |k: &str| -> Result<&str> {
+                kv.get(k).copied().filter(|v| !v.is_empty()).with_context(|| {
+                format!("the kernel command line has no {k}= (boot through the tree's boot.ipxe)")
+            })
+            };
+        let url = get("hcikit.url")?.trim_end_matches('/').to_string();
+        ensure!(
+            url.starts_with("http://"),
+            "hcikit.url={url} is not an http:// URL"
+        );
+        let node = get("hcikit.node")?.to_string();
+        let manifest_sha256 = get("hcikit.sha256.manifest")?.to_string();
+        let mut pins = BTreeMap::new();
+        for (k, v) in &kv {
+            if let Some(name) = k.strip_prefix("hcikit.sha256.") {
+                ensure!(
+                    is_sha256(v),
+                    "{k}={v} is not a SHA-256 (64 lower-case hex digits)"
+                );
+                if name != "manifest" {
+                    pins.insert(name.to_string(), v.to_string());
+                }
+            }
+        }
+        let net = match kv.get("hcikit.ip").copied().filter(|v| !v.is_empty()) {
+            None => None,
+            Some(ip) => {
+                let addr = ip
+                    .parse()
+                    .with_context(|| format!("hcikit.ip={ip} is not an IPv4 address"))?;
+                let mask: std::net::Ipv4Addr = get("hcikit.netmask")?
+                    .parse()
+                    .context("hcikit.netmask is not an IPv4 netmask")?;
+                let bits = u32::from(mask);
+                ensure!(
+                    bits.leading_ones() + bits.trailing_zeros() == 32,
+                    "hcikit.netmask={mask} is not a netmask"
+                );
+                let gateway =
+                    match kv.get("hcikit.gateway").copied().filter(|g| !g.is_empty()) {
+                        None => None,
+                        Some(g) => Some(g.parse().with_context(|| {
+                            format!("hcikit.gateway={g} is not an IPv4 address")
+                        })?),
+                    };
+                let mac = get("hcikit.mac")?.to_ascii_lowercase();
+                Some(IpConfig {
+                    mac,
+                    addr,
+                    prefix: bits.leading_ones() as u8,
+                    gateway: gateway.filter(|g: &std::net::Ipv4Addr| !g.is_unspecified()),
+                })
+            }
+        };
+        Ok(NetArgs {
+            url,
+            node,
+            manifest_sha256,
+            pins,
+            net,
+        })
+    }
+}
+
+/// Brings up the NIC with `c.mac` and gives it iPXE's address (and the default route).
+fn configure_network(root: &Path, c: &IpConfig) -> Result<String> {
+    let mut dev = None;
+    for e in std::fs::read_dir(root.join("sys/class/net"))?.flatten() {
+        let addr = std::fs::read_to_string(e.path().join("address")).unwrap_or_default();
+        if addr.trim().eq_ignore_ascii_case(&c.mac) {
+            dev = Some(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let dev = dev.with_context(|| {
+        format!(
+            "no network interface has the MAC {} iPXE booted from (is its driver in the initrd?)",
+            c.mac
+        )
+    })?;
+    let ip = |args: &[&str]| {
+        crate::cmd::run(
+            std::process::Command::new("ip").args(args),
+            Some("iproute2"),
+        )
+    };
+    ip(&["link", "set", "dev", "lo", "up"])?;
+    ip(&["link", "set", "dev", &dev, "up"])?;
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/{}", c.addr, c.prefix),
+        "dev",
+        &dev,
+    ])?;
+    if let Some(g) = c.gateway {
+        ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &g.to_string(),
+            "dev",
+            &dev,
+        ])?;
+    }
+    Ok(dev)
+}
+
+/// An HTTP GET of one file as a `Read`: resumes a broken transfer with a `Range` request
+/// (at most [`MAX_RESUMES`] times), and at the end of the file checks its SHA-256 against
+/// the pin; a mismatch is a read error, so nothing after it is written.
+pub struct HttpFile {
+    agent: ureq::Agent,
+    url: String,
+    sha256: String,
+    body: Option<Box<dyn Read + Send>>,
+    pos: u64,
+    len: Option<u64>,
+    hash: Sha256,
+    resumes: u32,
+    done: bool,
+    /// Bytes received, for the measurements.
+    pub received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        // No limit on the body: ureq's is for the whole body, and the root takes as long
+        // as the disk needs (the writer stops reading while it verifies, and long runs of
+        // holes decompress from a few bytes). A connection that breaks is resumed.
+        .timeout_recv_body(None)
+        .timeout_recv_response(Some(Duration::from_secs(30)))
+        .http_status_as_error(true)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+impl HttpFile {
+    pub fn new(url: &str, sha256: &str) -> HttpFile {
+        HttpFile {
+            agent: http_agent(),
+            url: url.to_string(),
+            sha256: sha256.to_string(),
+            body: None,
+            pos: 0,
+            len: None,
+            hash: Sha256::new(),
+            resumes: 0,
+            done: false,
+            received: Default::default(),
+        }
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let mut req = self.agent.get(&self.url);
+        if self.pos > 0 {
+            req = req.header("Range", &format!("bytes={}-", self.pos));
+        }
+        let resp = req
+            .call()
+            .map_err(|e| io::Error::other(format!("GET {}: {e}", self.url)))?;
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let rest: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
+        if self.pos > 0 {
+            let range = header("content-range").unwrap_or_default();
+            if resp.status().as_u16() != 206 || !resume_matches(&range, self.pos, self.len) {
+                return Err(io::Error::other(format!(
+                    "{}: the server cannot resume at byte {} (status {}, Content-Range {range:?})",
+                    self.url,
+                    self.pos,
+                    resp.status()
+                )));
+            }
+        } else {
+            self.len = rest;
+        }
+        self.body = Some(Box::new(resp.into_body().into_reader()));
+        Ok(())
+    }
+
+    /// Drops the connection and opens a new one at the current offset, or fails when the
+    /// retries are used up.
+    fn resume(&mut self, why: io::Error) -> io::Result<()> {
+        self.body = None;
+        self.resumes += 1;
+        if self.resumes > MAX_RESUMES {
+            return Err(io::Error::other(format!(
+                "{}: the connection broke at byte {} and {MAX_RESUMES} resumes did not help: {why}",
+                self.url, self.pos
+            )));
+        }
+        tracing::warn!(
+            "{}: connection broke at byte {} ({why}); resuming",
+            self.url,
+            self.pos
+        );
+        std::thread::sleep(Duration::from_millis(500 * u64::from(self.resumes)));
+        self.open()
+    }
+}
+
+/// Whether a `Content-Range: bytes START-END/TOTAL` answers a resume at `pos` of a file of
+/// `len` bytes (pure).
+pub fn resume_matches(content_range: &str, pos: u64, len: Option<u64>) -> bool {
+    let Some(r) = content_range.trim().strip_prefix("bytes ") else {
+        return false;
+    };
+    let Some((span, total)) = r.split_once('/') else {
+        return false;
+    };
+    let Some((start, _end)) = span.split_once('-') else {
+        return false;
+    };
+    start.parse::<u64>().ok() == Some(pos)
+        && match len {
+            Some(l) => total.parse::<u64>().ok() == Some(l),
+            None => true,
+        }
+}
+
+impl Read for HttpFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.body.is_none() {
+                if self.pos == 0 && self.resumes == 0 {
+                    self.open()?;
+                } else {
+                    let e = io::Error::other("reconnecting");
+                    self.resume(e)?;
+                }
+            }
+            let r = self.body.as_mut().expect("opened").read(buf);
+            match r {
+                Ok(0) => {
+                    if self.len.is_some_and(|l| self.pos < l) {
+                        let e = io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("body ended at byte {}", self.pos),
+                        );
+                        self.resume(e)?;
+                        continue;
+                    }
+                    let got = hex::encode(std::mem::take(&mut self.hash).finalize());
+                    self.done = true;
+                    if got != self.sha256 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{}: SHA-256 {got} does not match the pinned {}: the file was changed or damaged on the server",
+                                self.url, self.sha256
+                            ),
+                        ));
+                    }
+                    return Ok(0);
+                }
+                Ok(n) => {
+                    self.hash.update(&buf[..n]);
+                    self.pos += n as u64;
+                    self.received
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => self.resume(e)?,
+            }
+        }
+    }
+}
+
+/// Fetches a whole (small) file and checks its pin.
+pub fn fetch_verified(url: &str, sha256: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    HttpFile::new(url, sha256)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(anyhow::Error::new)?;
+    ensure!(
+        out.len() as u64 <= limit,
+        "{url} is larger than {limit} bytes"
+    );
+    // `take` may stop exactly at the end without the final EOF read: check here too.
+    ensure!(
+        hex::encode(Sha256::digest(&out)) == sha256,
+        "{url}: SHA-256 does not match the pinned {sha256}: the file was changed or damaged on the server"
+    );
+    Ok(out)
+}
+
+/// The payload's files: the small ones fetched and checked before writing, the rest
+/// streamed.
+struct NetOpener {
+    base: String,
+    pins: BTreeMap<String, String>,
+    fetched: BTreeMap<String, Vec<u8>>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Opener for NetOpener {
+    fn file(&self, path: &str) -> Result<Box<dyn Read + Send>> {
+        if let Some(b) = self.fetched.get(path) {
+            return Ok(Box::new(io::Cursor::new(b.clone())));
+        }
+        let sha = self
+            .pins
+            .get(path)
+            .with_context(|| format!("{path} has no pinned SHA-256 in {MANIFEST}"))?;
+        let mut f = HttpFile::new(&format!("{}/{path}", self.base), sha);
+        f.received = self.received.clone();
+        Ok(Box::new(f))
+    }
+    fn partition(&self, partuuid: &str) -> Result<File> {
+        bail!("{MANIFEST} names a partition ({partuuid}), which a network install does not have")
+    }
+}
+
+/// Options of a network install.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: PathBuf,
+    /// The kernel command line (default: `<root>/proc/cmdline`).
+    pub cmdline: Option<String>,
+    pub no_finish: bool,
+    pub consoles: Vec<PathBuf>,
+}
+
+/// Peak memory of this process (`VmHWM`, KiB), for the measurements.
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn mem_used_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |k: &str| -> Option<u64> {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some(field("MemTotal:")?.saturating_sub(field("MemAvailable:")?))
+}
+
+/// Runs the network install; every stage is reported to `hcikit serve`.
+pub fn install(opts: &Options) -> Result<Outcome> {
+    let consoles: Vec<PathBuf> = if opts.consoles.is_empty() {
+        console::CONSOLES.iter().map(PathBuf::from).collect()
+    } else {
+        opts.consoles.clone()
+    };
+    let mut con = Console::open(&consoles, true);
+    let cmdline = match &opts.cmdline {
+        Some(c) => c.clone(),
+        None => std::fs::read_to_string(opts.root.join("proc/cmdline")).unwrap_or_default(),
+    };
+    let args = match NetArgs::parse(&cmdline) {
+        Ok(a) => a,
+        Err(e) => {
+            con.say(&format!("hcikit-install: FAILED: {e:#}"));
+            con.say("hcikit-install: result=failed");
+            return Err(e);
+        }
+    };
+    let sink = format!("{}{}", args.url, report::REPORT_PATH);
+    let node = args.node.clone();
+    let tell = |stage: Stage| {
+        report::send(&sink, &Report::now(&node, stage));
+    };
+    let mut peak_used = 0u64;
+    let mut after = String::from("poweroff");
+    let result = session(opts, &args, &mut con, &tell, &mut peak_used, &mut after);
+    con.say(&format!(
+        "hcikit-install: memory peak-rss-kib={} peak-used-kib={}",
+        peak_rss_kib().unwrap_or(0),
+        peak_used.max(mem_used_kib().unwrap_or(0))
+    ));
+    match result {
+        Ok(o) => {
+            match &o {
+                Outcome::Installed { .. } | Outcome::AlreadyInstalled { .. } => {
+                    tell(Stage::Installed)
+                }
+                Outcome::Refused { message, .. } => tell(Stage::Failed {
+                    reason: message.clone(),
+                }),
+                _ => {}
+            }
+            con.say(&o.result_line());
+            if !opts.no_finish
+                && matches!(
+                    o,
+                    Outcome::Installed { .. } | Outcome::AlreadyInstalled { .. }
+                )
+            {
+                con.say(&format!(
+                    "Installed. The machine will {after} now (image.after-install)."
+                ));
+                finish(&after)?;
+            }
+            Ok(o)
+        }
+        Err(e) => {
+            con.say(&format!("hcikit-install: FAILED: {e:#}"));
+            con.say("hcikit-install: result=failed");
+            tell(Stage::Failed {
+                reason: format!("{e:#}"),
+            });
+            Err(e)
+        }
+    }
+}
+
+fn session(
+    opts: &Options,
+    args: &NetArgs,
+    con: &mut Console,
+    tell: &dyn Fn(Stage),
+    peak_used: &mut u64,
+    after: &mut String,
+) -> Result<Outcome> {
+    if let Some(c) = &args.net {
+        let dev = configure_network(&opts.root, c)?;
+        con.say(&format!(
+            "network: {dev} ({}) has {}/{} from iPXE's DHCP lease",
+            c.mac, c.addr, c.prefix
+        ));
+    }
+    tell(Stage::Booted);
+    let murl = format!("{}/{MANIFEST}", args.url);
+    // The link may need a moment after coming up: retry the first fetch.
+    let mut tries = 0;
+    let mbytes = loop {
+        match fetch_verified(&murl, &args.manifest_sha256, 1 << 20) {
+            Ok(b) => break b,
+            Err(e) if tries < 10 && !format!("{e:#}").contains("SHA-256") => {
+                tries += 1;
+                tracing::warn!("{e:#}; retrying");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let m = Manifest::parse(&mbytes)?;
+    *after = m.after_install.clone();
+    con.say(&format!(
+        "hcikit network installer for cluster {} ({} nodes), from {}",
+        m.cluster,
+        m.nodes.len(),
+        args.url
+    ));
+    let mut machine = system::machine(&opts.root);
+    machine.cmdline = cmdline_for_identity(&machine.cmdline, &args.node);
+    let ids: Vec<NodeId> = m
+        .nodes
+        .iter()
+        .map(|n| NodeId {
+            name: n.node.clone(),
+            mac: n.mac.clone(),
+        })
+        .collect();
+    let node = match identity::identify(&ids, &machine) {
+        Identity::Found { node, .. } => node,
+        Identity::Refused(msg) => {
+            con.say(&format!("REFUSED: {msg}\nNothing was written to any disk."));
+            return Ok(Outcome::Refused {
+                node: None,
+                kind: "identity".into(),
+                message: msg,
+            });
+        }
+        Identity::AskConsole { .. } => {
+            let msg = identity::unknown_machine_message(&m.cluster, &ids, &machine);
+            con.say(&msg);
+            return Ok(Outcome::Refused {
+                node: None,
+                kind: "unknown-machine".into(),
+                message: msg,
+            });
+        }
+    };
+    let np = m
+        .node(&node)
+        .with_context(|| format!("node {node} is not in {MANIFEST}"))?
+        .clone();
+    // The boot script's pins and the manifest's must agree: both came from one build.
+    let mut pins = BTreeMap::new();
+    pins.insert(np.bmap.clone(), np.bmap_sha256.clone());
+    for s in &np.segments {
+        match s {
+            Segment::Image { path, sha256, .. } => {
+                pins.insert(path.clone(), sha256.clone());
+            }
+            other => bail!("{MANIFEST} has a segment a network install cannot read: {other:?}"),
+        }
+    }
+    for (what, sha) in &args.pins {
+        ensure!(
+            pins.values().any(|v| v == sha),
+            "the boot script pins {what} to {sha}, which {MANIFEST} does not list: the script and the tree come from different builds"
+        );
+    }
+    let bmap_bytes = fetch_verified(
+        &format!("{}/{}", args.url, np.bmap),
+        &np.bmap_sha256,
+        64 << 20,
+    )?;
+    let bmap = Bmap::parse(&bmap_bytes).context("reading the node's bmap")?;
+    ensure!(
+        bmap.image_size == np.image_size,
+        "the bmap describes a {}-byte image, {MANIFEST} a {}-byte one",
+        bmap.image_size,
+        np.image_size
+    );
+    // Every segment but the largest (the shared root) is fetched and checked before a
+    // byte is written.
+    let largest = np
+        .segments
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, s)| match s {
+            Segment::Image { length, .. } => *length,
+            _ => 0,
+        })
+        .map(|(i, _)| i);
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+        (mbytes.len() + bmap_bytes.len()) as u64,
+    ));
+    let mut fetched = BTreeMap::new();
+    for (i, s) in np.segments.iter().enumerate() {
+        if let Segment::Image { path, sha256, .. } = s {
+            if Some(i) != largest {
+                let b = fetch_verified(&format!("{}/{path}", args.url), sha256, 512 << 20)?;
+                received.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                fetched.insert(path.clone(), b);
+            }
+        }
+    }
+    *peak_used = (*peak_used).max(mem_used_kib().unwrap_or(0));
+    let opener = NetOpener {
+        base: args.url.clone(),
+        pins,
+        fetched,
+        received: received.clone(),
+    };
+    let mut want = want_for(&m, &np, false);
+    want.stick_disk_guid = None;
+    let observed = system::observe(&opts.root, &[])?;
+    for d in &observed.disks {
+        con.say(&format!(
+            "  disk {}: {}",
+            d.describe(),
+            if d.probe.is_blank() {
+                "blank".to_string()
+            } else {
+                d.probe.describe()
+            }
+        ));
+    }
+    let (disk, erases, warnings) = match target::decide(&observed, &want) {
+        Decision::Refused(r) => {
+            con.say(&format!(
+                "REFUSED: {}\nNothing was written to any disk.",
+                r.message
+            ));
+            return Ok(Outcome::Refused {
+                node: Some(node),
+                kind: format!("{:?}", r.kind).to_lowercase(),
+                message: r.message,
+            });
+        }
+        Decision::AlreadyInstalled { disk } => {
+            con.say(&format!(
+                "Disk {} already holds node {node} of cluster {}: not reinstalling.",
+                disk.describe(),
+                m.cluster
+            ));
+            if !opts.no_finish {
+                if let Some(num) = efiboot::find_entry(&efiboot::label(&m.cluster, &node)) {
+                    efiboot::boot_next(&num)?;
+                }
+            }
+            return Ok(Outcome::AlreadyInstalled {
+                node,
+                disk: disk.name,
+            });
+        }
+        Decision::Write {
+            disk,
+            erases,
+            warnings,
+        } => (disk, erases, warnings),
+    };
+    con.say(&summary(
+        &node,
+        &disk,
+        &erases,
+        &warnings,
+        bmap.mapped_bytes(),
+        bmap.image_size,
+    ));
+    let dev_path = system::dev_path(&opts.root, &disk.name);
+    let mut dev = write::FileDevice::open(&dev_path)?;
+    let head = image_head(&np, &opener)?;
+    let plan = write::plan(&head, bmap.image_size, write::Device::size(&dev))?;
+    let mut source = payload::open_stream(&np, &bmap, &opener)?;
+    con.say(&format!("writing node {node} to /dev/{}", disk.name));
+    tell(Stage::Writing { percent: 0 });
+    let mut last = Instant::now();
+    let stats = write::write(&bmap, &mut source, &mut dev, &plan, &mut |p| {
+        if p.stage != "writing" || last.elapsed() >= Duration::from_secs(3) {
+            last = Instant::now();
+            con.say(&format!("  {}", p.line()));
+            *peak_used = (*peak_used).max(mem_used_kib().unwrap_or(0));
+            if p.stage == "writing" {
+                tell(Stage::Writing {
+                    percent: p.percent() as u8,
+                });
+            }
+        }
+    })
+    .with_context(|| format!("node {node}: writing /dev/{}", disk.name))?;
+    drop(dev);
+    con.say(&format!(
+        "written and verified: {} of image data, {} read back, in {:.1} s; {} bytes received",
+        target::human(stats.data_written),
+        target::human(stats.verified),
+        stats.elapsed.as_secs_f64(),
+        received.load(std::sync::atomic::Ordering::Relaxed)
+    ));
+    if !opts.no_finish {
+        let esp_part = gpt::parse(&plan.gpt.head)
+            .and_then(|g| {
+                g.partitions
+                    .iter()
+                    .find(|p| p.type_guid == gpt::EFI_SYSTEM)
+                    .map(|p| p.number)
+            })
+            .unwrap_or(1);
+        let num = efiboot::set_boot_entry(
+            &format!("/dev/{}", disk.name),
+            esp_part,
+            &efiboot::label(&m.cluster, &node),
+        )?;
+        con.say(&format!(
+            "UEFI boot entry Boot{num} points at /dev/{} and is BootNext",
+            disk.name
+        ));
+    }
+    Ok(Outcome::Installed {
+        node,
+        disk: disk.name,
+        stats,
+    })
+}
+
+/// The command line identity reads: the kernel's, with the node the boot script chose.
+fn cmdline_for_identity(cmdline: &str, node: &str) -> String {
+    if cmdline
+        .split_whitespace()
+        .any(|a| a.starts_with("hcikit.node="))
+    {
+        cmdline.to_string()
+    } else {
+        format!("{cmdline} hcikit.node={node}")
+    }
+}
+
+/// The first 34 sectors of the node image, from the head segment (image byte 0 on).
+fn image_head(np: &payload::NodePayload, opener: &dyn Opener) -> Result<Vec<u8>> {
+    let Some(Segment::Image {
+        path,
+        zstd,
+        image_offset: 0,
+        ..
+    }) = np.segments.first()
+    else {
+        bail!(
+            "{MANIFEST}: the first segment of node {} does not start at image byte 0",
+            np.node
+        );
+    };
+    let r = opener.file(path)?;
+    let mut r: Box<dyn Read> = if *zstd {
+        Box::new(zstd::stream::read::Decoder::new(r)?)
+    } else {
+        r
+    };
+    let mut head = vec![0u8; gpt::HEAD_BYTES];
+    r.read_exact(&mut head)
+        .context("reading the image's partition table")?;
+    Ok(head)
+}
+
+/// After the install: power off or reboot without an init system (the initrd has none).
+pub fn finish(after_install: &str) -> Result<()> {
+    nix::unistd::sync();
+    let mode = if after_install == "reboot" {
+        nix::sys::reboot::RebootMode::RB_AUTOBOOT
+    } else {
+        nix::sys::reboot::RebootMode::RB_POWER_OFF
+    };
+    nix::sys::reboot::reboot(mode).context("powering off")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    #[test]
+    fn kernel_arguments_parse() {
+        let h = |c: char| c.to_string().repeat(64);
+        let line = format!(
+            "initrd=initrd.img hcikit.install=1 hcikit.node=pve2 hcikit.url=http://10.77.0.1:8080/ \
+             hcikit.sha256.root={} hcikit.sha256.head={} hcikit.sha256.manifest={} \
+             hcikit.mac=52:54:00:AA:00:02 hcikit.ip=10.77.0.57 hcikit.netmask=255.255.255.0 \
+             hcikit.gateway= console=ttyS0",
+            h('a'),
+            h('b'),
+            h('c')
+        );
+        let a = NetArgs::parse(&line).unwrap();
+        assert_eq!(a.url, "http://10.77.0.1:8080");
+        assert_eq!(a.node, "pve2");
+        assert_eq!(a.manifest_sha256, h('c'));
+        assert_eq!(a.pins.len(), 2, "{:?}", a.pins);
+        assert_eq!(
+            a.net,
+            Some(IpConfig {
+                mac: "52:54:00:aa:00:02".into(),
+                addr: "10.77.0.57".parse().unwrap(),
+                prefix: 24,
+                gateway: None,
+            })
+        );
+        let with_gw = line.replace("hcikit.gateway=", "hcikit.gateway=10.77.0.254");
+        assert_eq!(
+            NetArgs::parse(&with_gw).unwrap().net.unwrap().gateway,
+            Some("10.77.0.254".parse().unwrap())
+        );
+        for (from, to, want) in [
+            ("hcikit.node=pve2", "", "hcikit.node"),
+            (
+                &format!("manifest={}", h('c')),
+                "manifest=abc",
+                "not a SHA-256",
+            ),
+            (
+                &format!("root={}", h('a')),
+                &format!("root={}", h('A')),
+                "not a SHA-256",
+            ),
+            ("255.255.255.0", "255.0.255.0", "not a netmask"),
+            ("http://10.77", "ftp://10.77", "not an http"),
+        ] {
+            let bad = line.replace(from, to);
+            let e = NetArgs::parse(&bad).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{e:#} lacks {want}");
+        }
+    }
+
+    #[test]
+    fn content_range_must_answer_the_resume() {
+        assert!(resume_matches("bytes 100-199/200", 100, Some(200)));
+        assert!(!resume_matches("bytes 0-199/200", 100, Some(200)));
+        assert!(!resume_matches("bytes 100-199/300", 100, Some(200)));
+        assert!(!resume_matches("", 100, Some(200)));
+        assert!(resume_matches("bytes 100-199/*", 100, None));
+    }
+
+    /// A server on 127.0.0.1 that answers each request with the next of `plan`:
+    /// `(cut, resume)`: send the body from the asked offset, stop after `cut` bytes
+    /// (closing the connection); `resume` false answers a Range request with 200.
+    fn server(
+        body: Vec<u8>,
+        plan: Vec<(usize, bool)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/f", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (cut, resume) in plan {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut from = 0usize;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    let l = line.trim().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("range: bytes=") {
+                        from = v.trim_end_matches('-').parse().unwrap();
+                        seen.push(format!("range {from}"));
+                    }
+                }
+                let mut s = s;
+                let rest = &body[from..];
+                let head = if from > 0 && resume {
+                    format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n",
+                        rest.len(),
+                        body.len() - 1,
+                        body.len()
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                };
+                let send = if from > 0 && !resume { &body[..] } else { rest };
+                s.write_all(head.as_bytes()).unwrap();
+                let _ = s.write_all(&send[..cut.min(send.len())]);
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    fn body() -> Vec<u8> {
+        (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_broken_transfer_resumes_with_a_range_request() {
+        let b = body();
+        let (url, h) = server(
+            b.clone(),
+            vec![(100_000, true), (50_000, true), (usize::MAX, true)],
+        );
+        let mut got = Vec::new();
+        HttpFile::new(&url, &sha(&b)).read_to_end(&mut got).unwrap();
+        assert!(got == b);
+        assert_eq!(h.join().unwrap(), ["range 100000", "range 150000"]);
+    }
+
+    #[test]
+    fn a_server_that_cannot_resume_fails_clearly() {
+        let b = body();
+        let (url, h) = server(b.clone(), vec![(100_000, true), (usize::MAX, false)]);
+        let mut got = Vec::new();
+        let e = HttpFile::new(&url, &sha(&b))
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot resume at byte 100000"),
+            "{e}"
+        );
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_changed_file_is_a_read_error_at_its_end() {
+        let b = body();
+        let (url, h) = server(b.clone(), vec![(usize::MAX, true)]);
+        let mut got = Vec::new();
+        let e = HttpFile::new(&url, &"0".repeat(64))
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(e.to_string().contains("does not match the pinned"), "{e}");
+        h.join().unwrap();
+    }
+}
