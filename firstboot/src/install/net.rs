@@ -179,31 +179,43 @@ fn configure_network(root: &Path, c: &IpConfig) -> Result<String> {
     Ok(dev)
 }
 
-/// An HTTP GET of one file as a `Read`: resumes a broken transfer with a `Range` request
-/// (at most [`MAX_RESUMES`] times), and at the end of the file checks its SHA-256 against
-/// the pin; a mismatch is a read error, so nothing after it is written.
+/// Bytes asked for per HTTP request. Each request's body must arrive within
+/// [`WINDOW_TIMEOUT`], so a server that stalls without closing the connection is noticed
+/// and the window asked for again, instead of an install that waits forever.
+pub const WINDOW: u64 = 16 << 20;
+/// Time one window may take: 16 MiB at 140 kB/s, plus the pauses the writer takes to
+/// read back and verify what it wrote (the clock runs while the writer does not read).
+pub const WINDOW_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An HTTP GET of one file as a `Read`, in byte-range windows of [`WINDOW`]: a broken or
+/// stalled transfer is resumed with a `Range` request at the current offset (at most
+/// [`MAX_RESUMES`] times in a row without progress), and at the end of the file its
+/// SHA-256 is checked against the pin; a mismatch is a read error, so nothing after it
+/// is written.
 pub struct HttpFile {
     agent: ureq::Agent,
     url: String,
     sha256: String,
     body: Option<Box<dyn Read + Send>>,
     pos: u64,
+    /// Where the open response's body ends (exclusive).
+    window_end: u64,
+    window: u64,
     len: Option<u64>,
     hash: Sha256,
+    /// Resumes since bytes last arrived.
     resumes: u32,
     done: bool,
     /// Bytes received, for the measurements.
     pub received: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-fn http_agent() -> ureq::Agent {
+fn http_agent(window_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(10)))
-        // No limit on the body: ureq's is for the whole body, and the root takes as long
-        // as the disk needs (the writer stops reading while it verifies, and long runs of
-        // holes decompress from a few bytes). A connection that breaks is resumed.
-        .timeout_recv_body(None)
         .timeout_recv_response(Some(Duration::from_secs(30)))
+        // ureq's body timeout is for a whole body: one window, never the whole root.
+        .timeout_recv_body(Some(window_timeout))
         .http_status_as_error(true)
         .max_redirects(0)
         .build()
@@ -212,12 +224,19 @@ fn http_agent() -> ureq::Agent {
 
 impl HttpFile {
     pub fn new(url: &str, sha256: &str) -> HttpFile {
+        HttpFile::with_window(url, sha256, WINDOW, WINDOW_TIMEOUT)
+    }
+
+    /// With another window size and timeout (tests).
+    pub fn with_window(url: &str, sha256: &str, window: u64, timeout: Duration) -> HttpFile {
         HttpFile {
-            agent: http_agent(),
+            agent: http_agent(timeout),
             url: url.to_string(),
             sha256: sha256.to_string(),
             body: None,
             pos: 0,
+            window_end: 0,
+            window: window.max(1),
             len: None,
             hash: Sha256::new(),
             resumes: 0,
@@ -226,12 +245,16 @@ impl HttpFile {
         }
     }
 
+    /// Asks for the next window from the current offset.
     fn open(&mut self) -> io::Result<()> {
-        let mut req = self.agent.get(&self.url);
-        if self.pos > 0 {
-            req = req.header("Range", &format!("bytes={}-", self.pos));
+        let mut last = self.pos + self.window - 1;
+        if let Some(l) = self.len {
+            last = last.min(l.saturating_sub(1));
         }
-        let resp = req
+        let resp = self
+            .agent
+            .get(&self.url)
+            .header("Range", &format!("bytes={}-{last}", self.pos))
             .call()
             .map_err(|e| io::Error::other(format!("GET {}: {e}", self.url)))?;
         let header = |n: &str| {
@@ -240,19 +263,40 @@ impl HttpFile {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let rest: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
-        if self.pos > 0 {
-            let range = header("content-range").unwrap_or_default();
-            if resp.status().as_u16() != 206 || !resume_matches(&range, self.pos, self.len) {
-                return Err(io::Error::other(format!(
-                    "{}: the server cannot resume at byte {} (status {}, Content-Range {range:?})",
-                    self.url,
-                    self.pos,
-                    resp.status()
-                )));
+        match resp.status().as_u16() {
+            206 => {
+                let range = header("content-range").unwrap_or_default();
+                let (_, end, total) = content_range(&range)
+                    .filter(|&(s, e, t)| {
+                        s == self.pos
+                            && e >= s
+                            && t.is_some()
+                            && self.len.is_none_or(|l| t == Some(l))
+                    })
+                    .ok_or_else(|| {
+                        io::Error::other(format!(
+                            "{}: the server cannot resume at byte {} (Content-Range {range:?})",
+                            self.url, self.pos
+                        ))
+                    })?;
+                if self.len.is_none() {
+                    self.len = total;
+                }
+                self.window_end = end + 1;
             }
-        } else {
-            self.len = rest;
+            // A server without byte ranges sends the whole file: acceptable only from the
+            // start, and only when it fits one window's timeout.
+            status => {
+                let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
+                if self.pos > 0 || length.is_none_or(|l| l > self.window) {
+                    return Err(io::Error::other(format!(
+                        "{}: the server answers no byte ranges (status {status}) and cannot resume at byte {}: serve the tree with `hcikit serve` or any server with Range support",
+                        self.url, self.pos
+                    )));
+                }
+                self.len = length;
+                self.window_end = length.unwrap_or(0);
+            }
         }
         self.body = Some(Box::new(resp.into_body().into_reader()));
         Ok(())
@@ -277,25 +321,34 @@ impl HttpFile {
         std::thread::sleep(Duration::from_millis(500 * u64::from(self.resumes)));
         self.open()
     }
+
+    fn finish(&mut self) -> io::Result<usize> {
+        let got = hex::encode(std::mem::take(&mut self.hash).finalize());
+        self.done = true;
+        if got != self.sha256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: SHA-256 {got} does not match the pinned {}: the file was changed or damaged on the server",
+                    self.url, self.sha256
+                ),
+            ));
+        }
+        Ok(0)
+    }
 }
 
-/// Whether a `Content-Range: bytes START-END/TOTAL` answers a resume at `pos` of a file of
-/// `len` bytes (pure).
-pub fn resume_matches(content_range: &str, pos: u64, len: Option<u64>) -> bool {
-    let Some(r) = content_range.trim().strip_prefix("bytes ") else {
-        return false;
+/// `Content-Range: bytes START-END/TOTAL` as `(START, END, TOTAL)`, TOTAL `None` for `*`
+/// (pure).
+pub fn content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let r = value.trim().strip_prefix("bytes ")?;
+    let (span, total) = r.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse().ok()?),
     };
-    let Some((span, total)) = r.split_once('/') else {
-        return false;
-    };
-    let Some((start, _end)) = span.split_once('-') else {
-        return false;
-    };
-    start.parse::<u64>().ok() == Some(pos)
-        && match len {
-            Some(l) => total.parse::<u64>().ok() == Some(l),
-            None => true,
-        }
+    Some((start.parse().ok()?, end.parse().ok()?, total))
 }
 
 impl Read for HttpFile {
@@ -305,45 +358,46 @@ impl Read for HttpFile {
         }
         loop {
             if self.body.is_none() {
-                if self.pos == 0 && self.resumes == 0 {
+                if self.resumes == 0 {
                     self.open()?;
                 } else {
-                    let e = io::Error::other("reconnecting");
-                    self.resume(e)?;
+                    self.resume(io::Error::other("reconnecting"))?;
                 }
             }
             let r = self.body.as_mut().expect("opened").read(buf);
             match r {
+                Ok(0) if self.pos < self.window_end => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("body ended at byte {}", self.pos),
+                    );
+                    self.resume(e)?;
+                }
                 Ok(0) => {
+                    self.body = None;
                     if self.len.is_some_and(|l| self.pos < l) {
-                        let e = io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("body ended at byte {}", self.pos),
-                        );
-                        self.resume(e)?;
+                        // The window is done; the next request asks for the next one.
                         continue;
                     }
-                    let got = hex::encode(std::mem::take(&mut self.hash).finalize());
-                    self.done = true;
-                    if got != self.sha256 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{}: SHA-256 {got} does not match the pinned {}: the file was changed or damaged on the server",
-                                self.url, self.sha256
-                            ),
-                        ));
-                    }
-                    return Ok(0);
+                    return self.finish();
                 }
                 Ok(n) => {
+                    // More bytes than the window promised: the server is not answering
+                    // the range asked for.
+                    if self.pos + n as u64 > self.window_end {
+                        return Err(io::Error::other(format!(
+                            "{}: the server sent more than the range asked for at byte {}",
+                            self.url, self.pos
+                        )));
+                    }
                     self.hash.update(&buf[..n]);
                     self.pos += n as u64;
+                    self.resumes = 0;
                     self.received
                         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => self.resume(e)?,
             }
         }
@@ -849,29 +903,49 @@ mod tests {
     }
 
     #[test]
-    fn content_range_must_answer_the_resume() {
-        assert!(resume_matches("bytes 100-199/200", 100, Some(200)));
-        assert!(!resume_matches("bytes 0-199/200", 100, Some(200)));
-        assert!(!resume_matches("bytes 100-199/300", 100, Some(200)));
-        assert!(!resume_matches("", 100, Some(200)));
-        assert!(resume_matches("bytes 100-199/*", 100, None));
+    fn content_range_parses_start_end_and_total() {
+        assert_eq!(
+            content_range("bytes 100-199/200"),
+            Some((100, 199, Some(200)))
+        );
+        assert_eq!(content_range("bytes 100-199/*"), Some((100, 199, None)));
+        assert_eq!(content_range(""), None);
+        assert_eq!(content_range("bytes 100/200"), None);
+        assert_eq!(content_range("items 1-2/3"), None);
     }
 
-    /// A server on 127.0.0.1 that answers each request with the next of `plan`:
-    /// `(cut, resume)`: send the body from the asked offset, stop after `cut` bytes
-    /// (closing the connection); `resume` false answers a Range request with 200.
-    fn server(
-        body: Vec<u8>,
-        plan: Vec<(usize, bool)>,
-    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    /// How the test server answers one request.
+    #[derive(Clone, Copy)]
+    struct Answer {
+        /// Body bytes sent before the connection is closed (or stalls).
+        cut: usize,
+        /// Answer a Range request with 206 and the range; `false`: 200 and the whole file.
+        ranges: bool,
+        /// After `cut` bytes, keep the connection open and silent for 30 s.
+        stall: bool,
+    }
+
+    const WHOLE: Answer = Answer {
+        cut: usize::MAX,
+        ranges: true,
+        stall: false,
+    };
+
+    fn cut(cut: usize) -> Answer {
+        Answer { cut, ..WHOLE }
+    }
+
+    /// A server on 127.0.0.1 that answers each request with the next of `plan` and
+    /// returns the ranges it was asked for (`from-to`).
+    fn server(body: Vec<u8>, plan: Vec<Answer>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/f", l.local_addr().unwrap());
         let h = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            for (cut, resume) in plan {
+            for a in plan {
                 let (s, _) = l.accept().unwrap();
                 let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut from = 0usize;
+                let (mut from, mut to) = (0usize, body.len() - 1);
                 loop {
                     let mut line = String::new();
                     r.read_line(&mut line).unwrap();
@@ -880,28 +954,40 @@ mod tests {
                         break;
                     }
                     if let Some(v) = l.strip_prefix("range: bytes=") {
-                        from = v.trim_end_matches('-').parse().unwrap();
-                        seen.push(format!("range {from}"));
+                        let (f, t) = v.split_once('-').unwrap();
+                        from = f.parse().unwrap();
+                        to = t.parse::<usize>().unwrap().min(body.len() - 1);
+                        seen.push(format!("{from}-{to}"));
                     }
                 }
                 let mut s = s;
-                let rest = &body[from..];
-                let head = if from > 0 && resume {
-                    format!(
-                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n",
-                        rest.len(),
-                        body.len() - 1,
-                        body.len()
+                let (head, send) = if a.ranges {
+                    (
+                        format!(
+                            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{to}/{}\r\nConnection: close\r\n\r\n",
+                            to + 1 - from,
+                            body.len()
+                        ),
+                        &body[from..=to],
                     )
                 } else {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
+                    (
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        ),
+                        &body[..],
                     )
                 };
-                let send = if from > 0 && !resume { &body[..] } else { rest };
                 s.write_all(head.as_bytes()).unwrap();
-                let _ = s.write_all(&send[..cut.min(send.len())]);
+                let _ = s.write_all(&send[..a.cut.min(send.len())]);
+                if a.stall {
+                    // Silent but open, while the next request is answered.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(30));
+                        drop(s);
+                    });
+                }
             }
             seen
         });
@@ -915,20 +1001,79 @@ mod tests {
     #[test]
     fn a_broken_transfer_resumes_with_a_range_request() {
         let b = body();
-        let (url, h) = server(
-            b.clone(),
-            vec![(100_000, true), (50_000, true), (usize::MAX, true)],
-        );
+        let (url, h) = server(b.clone(), vec![cut(100_000), cut(50_000), WHOLE]);
         let mut got = Vec::new();
         HttpFile::new(&url, &sha(&b)).read_to_end(&mut got).unwrap();
         assert!(got == b);
-        assert_eq!(h.join().unwrap(), ["range 100000", "range 150000"]);
+        // The whole file fits one window: every request asks for the rest of it.
+        assert!(WINDOW as usize > b.len());
+        assert_eq!(
+            h.join().unwrap(),
+            [
+                format!("0-{}", b.len() - 1),
+                format!("100000-{}", b.len() - 1),
+                format!("150000-{}", b.len() - 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_comes_in_windows_of_the_asked_size() {
+        let b = body();
+        let (url, h) = server(b.clone(), vec![WHOLE, WHOLE, WHOLE]);
+        let mut got = Vec::new();
+        HttpFile::with_window(&url, &sha(&b), 100_000, Duration::from_secs(30))
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == b);
+        assert_eq!(
+            h.join().unwrap(),
+            ["0-99999", "100000-199999", "200000-299999"]
+        );
+    }
+
+    #[test]
+    fn a_stalled_connection_times_out_and_resumes() {
+        let b = body();
+        let stall = Answer {
+            cut: 50_000,
+            stall: true,
+            ..WHOLE
+        };
+        let (url, h) = server(b.clone(), vec![stall, WHOLE]);
+        let mut got = Vec::new();
+        let t = Instant::now();
+        HttpFile::with_window(&url, &sha(&b), WINDOW, Duration::from_secs(1))
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == b);
+        // Resumed after the timeout, not after the server gave up on the connection.
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        assert_eq!(h.join().unwrap()[1], format!("50000-{}", b.len() - 1));
+    }
+
+    #[test]
+    fn a_small_file_from_a_server_without_ranges_is_accepted_whole() {
+        let b = body();
+        let no_ranges = Answer {
+            ranges: false,
+            ..WHOLE
+        };
+        let (url, h) = server(b.clone(), vec![no_ranges]);
+        let mut got = Vec::new();
+        HttpFile::new(&url, &sha(&b)).read_to_end(&mut got).unwrap();
+        assert!(got == b);
+        h.join().unwrap();
     }
 
     #[test]
     fn a_server_that_cannot_resume_fails_clearly() {
         let b = body();
-        let (url, h) = server(b.clone(), vec![(100_000, true), (usize::MAX, false)]);
+        let no_ranges = Answer {
+            ranges: false,
+            ..WHOLE
+        };
+        let (url, h) = server(b.clone(), vec![cut(100_000), no_ranges]);
         let mut got = Vec::new();
         let e = HttpFile::new(&url, &sha(&b))
             .read_to_end(&mut got)
@@ -941,9 +1086,25 @@ mod tests {
     }
 
     #[test]
+    fn a_large_file_from_a_server_without_ranges_is_refused() {
+        let b = body();
+        let no_ranges = Answer {
+            ranges: false,
+            ..WHOLE
+        };
+        let (url, h) = server(b.clone(), vec![no_ranges]);
+        let mut got = Vec::new();
+        let e = HttpFile::with_window(&url, &sha(&b), 1000, Duration::from_secs(30))
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(e.to_string().contains("answers no byte ranges"), "{e}");
+        h.join().unwrap();
+    }
+
+    #[test]
     fn a_changed_file_is_a_read_error_at_its_end() {
         let b = body();
-        let (url, h) = server(b.clone(), vec![(usize::MAX, true)]);
+        let (url, h) = server(b.clone(), vec![WHOLE]);
         let mut got = Vec::new();
         let e = HttpFile::new(&url, &"0".repeat(64))
             .read_to_end(&mut got)
