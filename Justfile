@@ -34,10 +34,10 @@ vm-test: build
 apt-test:
     cargo test -p hcikit-tests --test apt_repo -- --ignored --nocapture --test-threads=1
 
-# The install tier: the USB installer stick booted in QEMU/OVMF against an NVMe target and
-# decoy disks, refusals included (HCIKIT_INSTALL_NODES=N installs only the first N nodes).
-# Not in CI: it takes far longer than the CI budget here (see docs/install.md); CI runs
-# the image-tier stick test (`installer_image`) with `just test`.
+# The install tier (in CI): the USB installer stick booted in QEMU/OVMF in three mini PCs
+# with an NVMe target and decoy disks, three guests at a time next to the refusals; then
+# the installed disks boot without the stick as a cluster and pass the VM tier's checks
+# up to corosync quorum. Prints per-phase and total wall times (docs/install.md).
 install-test: build
     cargo test -p hcikit-tests --test install_vm -- --ignored --nocapture --test-threads=1
 

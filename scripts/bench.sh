@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `just bench`: every scripts/bench-*.sh (image builds), then the simulated first boot.
+# `just bench`: every scripts/bench-*.sh (image builds, install throughput against
+# bmaptool), then the simulated first boot.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 for b in "$here"/bench-*.sh; do

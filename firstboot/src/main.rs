@@ -6,7 +6,7 @@ use hcikit_firstboot::error::{exit_code, BadInput};
 use hcikit_firstboot::{
     apply, host::RealHost, install, layout, plan::Plan, run, state::State, status,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The first-boot agent of hcikit: applies this node's configuration and forms the
 /// Proxmox VE + Ceph cluster.
@@ -58,6 +58,10 @@ enum Cmd {
         /// node and the pinned SHA-256 of every file come from the kernel command line.
         #[arg(long, conflicts_with_all = ["stick", "dry_run"])]
         net: bool,
+        /// A fake machine's root (`sys/`, `dev/`, `proc/` files) instead of `/`, for the
+        /// install benchmark (`scripts/bench-install.sh`); the console is then stderr.
+        #[arg(long, hide = true, default_value = "/")]
+        root: PathBuf,
     },
     /// Show what the run would do now, given the observed state (only prints, never acts).
     Plan {
@@ -158,14 +162,22 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             stick,
             dry_run,
             no_finish,
+            root,
             ..
         } => {
+            // A fake machine has no consoles of its own: a path that does not exist makes
+            // the installer print to stderr.
+            let consoles = if root == Path::new("/") {
+                Vec::new()
+            } else {
+                vec![root.join("dev/no-console")]
+            };
             let (outcome, _) = install::run::install(&install::run::Options {
                 stick,
-                root: PathBuf::from("/"),
+                root,
                 dry_run,
                 no_finish,
-                consoles: Vec::new(),
+                consoles,
             })?;
             println!("{}", outcome.result_line());
             match outcome {
