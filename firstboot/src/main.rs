@@ -154,7 +154,9 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 consoles: Vec::new(),
             })?;
             match outcome {
-                install::run::Outcome::Refused { .. } => std::process::exit(2),
+                install::run::Outcome::Refused { .. } | install::run::Outcome::Aborted { .. } => {
+                    std::process::exit(2)
+                }
                 _ => Ok(()),
             }
         }

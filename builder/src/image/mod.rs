@@ -428,7 +428,7 @@ fn write_pxe(
                 },
                 &installer::Policy {
                     after_install: input.plan.image.after_install.as_str().to_string(),
-                    confirm_secs: 0,
+                    confirm_secs: input.plan.image.install_confirm_secs,
                 },
                 Vec::new(),
             ),

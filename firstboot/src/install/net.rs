@@ -520,6 +520,9 @@ pub fn install(opts: &Options) -> Result<Outcome> {
                 Outcome::Refused { message, .. } => tell(Stage::Failed {
                     reason: message.clone(),
                 }),
+                Outcome::Aborted { .. } => tell(Stage::Failed {
+                    reason: "aborted at the console; nothing was written".into(),
+                }),
                 _ => {}
             }
             con.say(&o.result_line());
@@ -735,6 +738,9 @@ fn session(
         bmap.mapped_bytes(),
         bmap.image_size,
     ));
+    if !super::run::confirm(con, m.confirm_secs, &opts.root, &[], &want, &node, &disk)? {
+        return Ok(Outcome::Aborted { node });
+    }
     let dev_path = system::dev_path(&opts.root, &disk.name);
     let mut dev = write::FileDevice::open(&dev_path)?;
     let head = image_head(&np, &opener)?;

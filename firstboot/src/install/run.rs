@@ -201,6 +201,34 @@ pub fn summary(
 
 /// Runs the installer. Returns what happened; a refusal is an `Outcome`, not an error,
 /// so it is shown and logged like the rest. Errors are failures during the write.
+/// The last chance to abort, shared by the USB and the network install: waits `secs`
+/// for Enter on an interactive console (false: aborted, nothing written), then decides
+/// the disk again — the machine may have changed during the wait (a disk plugged in or
+/// out) — and fails unless the answer is the same disk.
+pub(super) fn confirm(
+    con: &mut Console,
+    secs: u64,
+    root: &Path,
+    boot_ids: &[String],
+    want: &Want,
+    node: &str,
+    disk: &target::Disk,
+) -> Result<bool> {
+    if secs > 0 && con.interactive() {
+        con.say(&format!("Writing in {secs} seconds. Press Enter to abort."));
+        if con.ask(Some(Duration::from_secs(secs))).is_some() {
+            con.say("Aborted at the console. Nothing was written to any disk.");
+            return Ok(false);
+        }
+    }
+    match target::decide(&system::observe(root, boot_ids)?, want) {
+        Decision::Write { disk: d2, .. }
+            if d2.name == disk.name && d2.size == disk.size && d2.serial == disk.serial => {}
+        _ => bail!("node {node}: the disks changed while waiting; nothing was written. Restart the install"),
+    }
+    Ok(true)
+}
+
 pub fn install(opts: &Options) -> Result<(Outcome, Console)> {
     let consoles = if opts.consoles.is_empty() {
         console::CONSOLES.iter().map(PathBuf::from).collect()
@@ -393,25 +421,19 @@ fn session(opts: &Options, stick: &Path, con: &mut Console) -> Result<Outcome> {
         con.say(&o.result_line());
         return Ok(o);
     }
-    if m.confirm_secs > 0 && con.interactive() {
-        con.say(&format!(
-            "Writing in {} seconds. Press Enter to abort.",
-            m.confirm_secs
-        ));
-        if con.ask(Some(Duration::from_secs(m.confirm_secs))).is_some() {
-            con.say("Aborted at the console. Nothing was written to any disk.");
-            let o = Outcome::Aborted { node: node.clone() };
-            con.say(&o.result_line());
-            save_log(stick, &node, con);
-            return Ok(o);
-        }
-    }
-    // The machine may have changed during the wait (a disk plugged in or out): decide again
-    // and write only if the answer is the same disk.
-    let again = target::decide(&system::observe(&opts.root, &boot_ids)?, &want);
-    match &again {
-        Decision::Write { disk: d2, .. } if d2.name == disk.name && d2.size == disk.size && d2.serial == disk.serial => {}
-        _ => bail!("node {node}: the disks changed while waiting; nothing was written. Restart the install"),
+    if !confirm(
+        con,
+        m.confirm_secs,
+        &opts.root,
+        &boot_ids,
+        &want,
+        &node,
+        &disk,
+    )? {
+        let o = Outcome::Aborted { node: node.clone() };
+        con.say(&o.result_line());
+        save_log(stick, &node, con);
+        return Ok(o);
     }
     let dev_path = system::dev_path(&opts.root, &disk.name);
     let mut dev = write::FileDevice::open(&dev_path)?;
