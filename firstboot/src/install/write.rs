@@ -11,19 +11,23 @@
 //! 1. erase the first and the last MiB (old partition tables and their backups), synced:
 //!    from here on the disk has no partition table until step 4;
 //! 2. every mapped byte at or after 1 MiB, verified on the way in (bmap) and read back in
-//!    batches (fdatasync, drop the cached pages, read, hash);
+//!    batches (fdatasync, bypass or drop the cached pages, read, hash) on a second thread,
+//!    so the read-back of one batch overlaps the write of the next; any failure there
+//!    stops the writer, and step 3 waits for every check;
 //! 3. the backup GPT at the end of the disk (moved there when the disk is larger than the
 //!    image, with the root partition grown to fill the disk);
 //! 4. the first MiB, read back, synced.
 
 use super::bmap::Bmap;
 use super::gpt::{self, Grown};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Bytes below this offset are held back and written last.
@@ -38,7 +42,19 @@ pub trait Device {
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> Result<()>;
-    /// Reads bytes as stored on the device, not as cached from the writes.
+    /// A second handle on the same disk that reads what the disk stored, not what the
+    /// page cache kept of the writes. It is used on another thread while writing goes
+    /// on, so the read-back of one batch overlaps the write of the next.
+    fn reader(&self) -> Result<Box<dyn DeviceReader>>;
+}
+
+/// The read side of a [`Device`], movable to the read-back thread.
+pub trait DeviceReader: Send {
+    /// Makes everything written through the device so far durable (the writer hands a
+    /// batch over only after its writes returned, so this covers the whole batch).
+    fn sync(&mut self) -> Result<()>;
+    /// Reads bytes as stored on the device, not as cached from the writes; only bytes a
+    /// [`DeviceReader::sync`] or [`Device::sync`] covered.
     fn read_back(&mut self, buf: &mut [u8], offset: u64) -> Result<()>;
 }
 
@@ -48,7 +64,6 @@ pub struct FileDevice {
     file: File,
     direct: Option<File>,
     size: u64,
-    align_buf: Vec<u8>,
 }
 
 impl FileDevice {
@@ -72,17 +87,13 @@ impl FileDevice {
             )
         })?;
         let size = device_size(&file).with_context(|| format!("size of {}", path.display()))?;
+        // Opened now, while the exclusive handle is ours: the readers share it.
         let direct = OpenOptions::new()
             .read(true)
             .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
             .open(path)
             .ok();
-        Ok(FileDevice {
-            file,
-            direct,
-            size,
-            align_buf: vec![0; CHUNK + 2 * 4096],
-        })
+        Ok(FileDevice { file, direct, size })
     }
 }
 
@@ -109,6 +120,34 @@ impl Device for FileDevice {
     fn sync(&mut self) -> Result<()> {
         self.file.sync_data().context("syncing the disk")
     }
+    fn reader(&self) -> Result<Box<dyn DeviceReader>> {
+        // Duplicated descriptors: the same open file (and exclusive claim), positioned
+        // reads only, so sharing the file offset does not matter.
+        Ok(Box::new(FileReader {
+            file: self.file.try_clone().context("a read-back handle on the disk")?,
+            direct: match &self.direct {
+                Some(d) => Some(d.try_clone().context("a read-back handle on the disk")?),
+                None => None,
+            },
+            size: self.size,
+            align_buf: vec![0; CHUNK + 2 * 4096],
+        }))
+    }
+}
+
+/// The read-back handle of a [`FileDevice`].
+struct FileReader {
+    file: File,
+    direct: Option<File>,
+    size: u64,
+    align_buf: Vec<u8>,
+}
+
+impl DeviceReader for FileReader {
+    fn sync(&mut self) -> Result<()> {
+        // fdatasync acts on the file, not the descriptor: this flushes the writer's data.
+        self.file.sync_data().context("syncing the disk")
+    }
     fn read_back(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
         if let Some(d) = &self.direct {
             // O_DIRECT wants 4 KiB-aligned memory, offset and length (at most).
@@ -127,6 +166,8 @@ impl Device for FileDevice {
             // A device that refuses these reads (tmpfs, odd block sizes) takes the other way.
             self.direct = None;
         }
+        // Syncing again is cheap when the range is clean, and keeps DONTNEED from
+        // skipping pages that are still dirty.
         self.file.sync_data().context("syncing before read-back")?;
         let _ = nix::fcntl::posix_fadvise(
             std::os::fd::AsRawFd::as_raw_fd(&self.file),
@@ -218,56 +259,129 @@ pub fn plan(image_head: &[u8], image_size: u64, disk_size: u64) -> Result<WriteP
     })
 }
 
-/// Bytes written since the last read-back, to check in the next batch.
-struct Pending {
-    items: Vec<(u64, u64, [u8; 32])>,
+/// A stretch of the disk as written, in writing order: offset, length, and, when it ends
+/// a checked stretch, the SHA-256 that everything since the previous such item must read
+/// back as. A large range of the image is handed over chunk by chunk (its read-back
+/// overlaps its own write) and sealed, with a zero-length item, once it matched the bmap.
+type Item = (u64, u64, Option<[u8; 32]>);
+
+/// Reads stretches back and checks them; the hash runs on across batches.
+struct ReadBack {
+    reader: Box<dyn DeviceReader>,
+    buf: Vec<u8>,
+    hash: Sha256,
+    /// Where the stretch being hashed started.
+    from: Option<u64>,
+    verified: u64,
+}
+
+impl ReadBack {
+    fn new(reader: Box<dyn DeviceReader>) -> ReadBack {
+        ReadBack {
+            reader,
+            buf: vec![0u8; CHUNK],
+            hash: Sha256::new(),
+            from: None,
+            verified: 0,
+        }
+    }
+
+    /// Syncs, then reads `items` back and checks every stretch they seal.
+    fn check(&mut self, items: &[Item]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.reader.sync()?;
+        for &(off, len, want) in items {
+            let from = *self.from.get_or_insert(off);
+            let mut pos = off;
+            while pos < off + len {
+                let n = ((off + len - pos) as usize).min(self.buf.len());
+                self.reader.read_back(&mut self.buf[..n], pos)?;
+                self.hash.update(&self.buf[..n]);
+                pos += n as u64;
+            }
+            if let Some(want) = want {
+                let got: [u8; 32] = std::mem::take(&mut self.hash).finalize().into();
+                self.from = None;
+                if got != want {
+                    bail!(
+                        "read-back check failed at bytes {from}-{}: the disk did not store what was written (failing disk or cable?)",
+                        off + len - 1
+                    );
+                }
+                self.verified += off + len - from;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The read-back thread: checks the batches the writer hands over, in order, while the
+/// writer goes on with the next. On a failure it raises `failed` (the writer stops at its
+/// next chunk) and returns; dropping `batches` also wakes a writer waiting to hand over.
+fn verifier(
+    reader: Box<dyn DeviceReader>,
+    batches: mpsc::Receiver<Vec<Item>>,
+    failed: &AtomicBool,
+) -> Result<u64> {
+    let mut back = ReadBack::new(reader);
+    for batch in batches {
+        if let Err(e) = back.check(&batch) {
+            failed.store(true, Ordering::Release);
+            return Err(e);
+        }
+    }
+    // A stretch left unsealed means the writer stopped on an error of its own, which it
+    // reports; its bytes were never counted as verified.
+    Ok(back.verified)
+}
+
+/// The writer's side of the pipeline: what was written since the last hand-over.
+struct Batches<'a> {
+    dev: &'a mut dyn Device,
+    pending: Vec<Item>,
     bytes: u64,
+    limit: u64,
+    to_verifier: mpsc::SyncSender<Vec<Item>>,
+    failed: &'a AtomicBool,
 }
 
-fn verify(dev: &mut dyn Device, pending: &mut Pending, stats: &mut Stats) -> Result<()> {
-    if pending.items.is_empty() {
-        return Ok(());
-    }
-    dev.sync()?;
-    let mut buf = vec![0u8; CHUNK];
-    for (off, len, want) in pending.items.drain(..) {
-        let mut h = Sha256::new();
-        let mut pos = off;
-        while pos < off + len {
-            let n = ((off + len - pos) as usize).min(CHUNK);
-            dev.read_back(&mut buf[..n], pos)?;
-            h.update(&buf[..n]);
-            pos += n as u64;
-        }
-        let got: [u8; 32] = h.finalize().into();
-        if got != want {
-            bail!(
-                "read-back check failed at bytes {off}-{}: the disk did not store what was written (failing disk or cable?)",
-                off + len - 1
-            );
-        }
-        stats.verified += len;
-    }
-    pending.bytes = 0;
-    Ok(())
-}
+/// The writer's error when the read-back thread stopped; the thread's own error replaces it.
+const VERIFIER_STOPPED: &str = "the read-back stopped";
 
-fn put(
-    dev: &mut dyn Device,
-    pending: &mut Pending,
-    stats: &mut Stats,
-    buf: &[u8],
-    off: u64,
-) -> Result<()> {
-    dev.write_at(buf, off)?;
-    pending
-        .items
-        .push((off, buf.len() as u64, Sha256::digest(buf).into()));
-    pending.bytes += buf.len() as u64;
-    if pending.bytes >= VERIFY_BATCH {
-        verify(dev, pending, stats)?;
+impl Batches<'_> {
+    /// Writes `buf` at `off` and queues it for read-back against its own hash.
+    fn put(&mut self, buf: &[u8], off: u64) -> Result<()> {
+        self.dev.write_at(buf, off)?;
+        self.queue((off, buf.len() as u64, Some(Sha256::digest(buf).into())))
     }
-    Ok(())
+    /// Queues a stretch for read-back.
+    fn queue(&mut self, item: Item) -> Result<()> {
+        self.bytes += item.1;
+        self.pending.push(item);
+        if self.bytes >= self.limit {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+    /// Gives the pending stretches to the read-back thread. Blocks while it still has a
+    /// batch queued, so the writer is at most two batches ahead of the checks.
+    fn hand_over(&mut self) -> Result<()> {
+        self.bytes = 0;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.to_verifier
+            .send(std::mem::take(&mut self.pending))
+            .map_err(|_| anyhow!(VERIFIER_STOPPED))
+    }
+    fn stop_if_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            bail!(VERIFIER_STOPPED);
+        }
+        Ok(())
+    }
 }
 
 /// Executes `plan`: reads the bmap's ranges from `source` and writes them to `dev`.
@@ -277,6 +391,17 @@ pub fn write(
     dev: &mut dyn Device,
     plan: &WritePlan,
     progress: &mut dyn FnMut(&Progress),
+) -> Result<Stats> {
+    write_in_batches(bmap, source, dev, plan, progress, VERIFY_BATCH)
+}
+
+fn write_in_batches(
+    bmap: &Bmap,
+    source: &mut dyn Read,
+    dev: &mut dyn Device,
+    plan: &WritePlan,
+    progress: &mut dyn FnMut(&Progress),
+    batch: u64,
 ) -> Result<Stats> {
     ensure!(
         bmap.image_size == plan.image_size,
@@ -293,25 +418,108 @@ pub fn write(
         mapped: bmap.mapped_bytes(),
         ..Default::default()
     };
-    let mut pending = Pending {
-        items: Vec::new(),
-        bytes: 0,
-    };
+    let mut back = ReadBack::new(dev.reader()?);
+    let mut buf = vec![0u8; CHUNK];
     let zeros = vec![0u8; HEAD_LIMIT as usize];
+    let mut erased = Vec::new();
     for &(off, len) in &plan.erase {
         dev.write_at(&zeros[..len as usize], off)?;
         stats.other_written += len;
+        erased.push((off, len, Some(Sha256::digest(&zeros[..len as usize]).into())));
     }
     dev.sync()?;
-    for &(off, len) in &plan.erase {
-        pending
-            .items
-            .push((off, len, Sha256::digest(&zeros[..len as usize]).into()));
-    }
-    verify(dev, &mut pending, &mut stats).context("checking the erased partition-table areas")?;
+    back.check(&erased)
+        .context("checking the erased partition-table areas")?;
 
     let mut head = vec![0u8; HEAD_LIMIT.min(plan.image_size) as usize];
-    let mut buf = vec![0u8; CHUNK];
+    let failed = AtomicBool::new(false);
+    let verifier_reader = dev.reader()?;
+    let (streamed, verified) = std::thread::scope(|s| {
+        let (to_verifier, batches) = mpsc::sync_channel(1);
+        let checks = s.spawn(|| verifier(verifier_reader, batches, &failed));
+        let mut out = Batches {
+            dev: &mut *dev,
+            pending: Vec::new(),
+            bytes: 0,
+            limit: batch,
+            to_verifier,
+            failed: &failed,
+        };
+        let streamed = stream(
+            bmap,
+            source,
+            &mut out,
+            plan,
+            &mut head,
+            &mut buf,
+            &mut stats,
+            progress,
+            start,
+        );
+        // Dropping the sender ends the read-back thread once it has checked the rest.
+        drop(out);
+        let verified = checks
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the read-back thread panicked")));
+        (streamed, verified)
+    });
+    // A failed read-back is why the writer stopped, if it stopped: report that first.
+    stats.verified += verified.context("reading back the image data")?;
+    let done = streamed?;
+    progress(&Progress {
+        stage: "verified",
+        done,
+        total: stats.mapped,
+        elapsed: start.elapsed(),
+    });
+
+    // Both partition tables, strictly after everything else is on the disk and checked.
+    let tail_at = plan.disk_size - plan.gpt.tail.len() as u64;
+    dev.write_at(&plan.gpt.tail, tail_at)?;
+    dev.sync()?;
+    let tail = (
+        tail_at,
+        plan.gpt.tail.len() as u64,
+        Some(Sha256::digest(&plan.gpt.tail).into()),
+    );
+    back.check(&[tail])
+        .context("reading back the backup GPT")?;
+    stats.other_written += plan.gpt.tail.len() as u64;
+
+    head[..plan.gpt.head.len()].copy_from_slice(&plan.gpt.head);
+    dev.write_at(&head, 0)?;
+    dev.sync()?;
+    let first = (0, head.len() as u64, Some(Sha256::digest(&head).into()));
+    back.check(&[first]).context("reading back the first MiB")?;
+    stats.other_written += plan.gpt.head.len() as u64;
+    stats.data_written += head.len() as u64 - plan.gpt.head.len() as u64;
+    dev.sync()?;
+    stats.verified += back.verified;
+    stats.elapsed = start.elapsed();
+    progress(&Progress {
+        stage: "done",
+        done: stats.mapped,
+        total: stats.mapped,
+        elapsed: stats.elapsed,
+    });
+    Ok(stats)
+}
+
+/// Copies the bmap's ranges from `source` onto the disk, each hashed on the way in, and
+/// hands everything written (the first MiB excepted: it goes to `head`) to the read-back
+/// thread in batches. Returns the bytes taken from the source.
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    bmap: &Bmap,
+    source: &mut dyn Read,
+    out: &mut Batches,
+    plan: &WritePlan,
+    head: &mut [u8],
+    buf: &mut [u8],
+    stats: &mut Stats,
+    progress: &mut dyn FnMut(&Progress),
+    start: Instant,
+) -> Result<u64> {
     let mut last_report = Instant::now();
     let mut done = 0u64;
     let (skip_at, skip_len) = plan.skip;
@@ -323,7 +531,8 @@ pub fn write(
         let mut h = Sha256::new();
         let mut pos = off;
         while pos < off + len {
-            let n = ((off + len - pos) as usize).min(CHUNK);
+            out.stop_if_failed()?;
+            let n = ((off + len - pos) as usize).min(buf.len());
             let chunk = &mut buf[..n];
             source.read_exact(chunk).with_context(|| {
                 format!(
@@ -337,7 +546,8 @@ pub fn write(
             let mut p = pos;
             let end = pos + n as u64;
             if whole {
-                dev.write_at(chunk, pos)?;
+                out.dev.write_at(chunk, pos)?;
+                out.queue((pos, n as u64, None))?;
                 stats.data_written += n as u64;
                 p = end;
             }
@@ -351,13 +561,7 @@ pub fn write(
                     p = end.min(skip_at + skip_len);
                 } else {
                     let e = if p < skip_at { end.min(skip_at) } else { end };
-                    put(
-                        dev,
-                        &mut pending,
-                        &mut stats,
-                        &chunk[i..(e - pos) as usize],
-                        p,
-                    )?;
+                    out.put(&chunk[i..(e - pos) as usize], p)?;
                     stats.data_written += e - p;
                     p = e;
                 }
@@ -383,11 +587,8 @@ pub fn write(
             );
         }
         if whole {
-            pending.items.push((off, len, got));
-            pending.bytes += len;
-            if pending.bytes >= VERIFY_BATCH {
-                verify(dev, &mut pending, &mut stats)?;
-            }
+            // Only now, with the range proven to be the image's, does its read-back count.
+            out.queue((off + len, 0, Some(got)))?;
         }
     }
     let mut rest = [0u8; 1];
@@ -395,33 +596,8 @@ pub fn write(
         source.read(&mut rest)? == 0,
         "the source holds more data than the bmap's ranges: it is not this image's payload"
     );
-    verify(dev, &mut pending, &mut stats).context("reading back the image data")?;
-    progress(&Progress {
-        stage: "verified",
-        done,
-        total: stats.mapped,
-        elapsed: start.elapsed(),
-    });
-
-    let tail_at = plan.disk_size - plan.gpt.tail.len() as u64;
-    put(dev, &mut pending, &mut stats, &plan.gpt.tail, tail_at)?;
-    stats.other_written += plan.gpt.tail.len() as u64;
-    verify(dev, &mut pending, &mut stats).context("reading back the backup GPT")?;
-
-    head[..plan.gpt.head.len()].copy_from_slice(&plan.gpt.head);
-    put(dev, &mut pending, &mut stats, &head, 0)?;
-    stats.other_written += plan.gpt.head.len() as u64;
-    stats.data_written += head.len() as u64 - plan.gpt.head.len() as u64;
-    verify(dev, &mut pending, &mut stats).context("reading back the first MiB")?;
-    dev.sync()?;
-    stats.elapsed = start.elapsed();
-    progress(&Progress {
-        stage: "done",
-        done: stats.mapped,
-        total: stats.mapped,
-        elapsed: stats.elapsed,
-    });
-    Ok(stats)
+    out.hand_over()?;
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -431,6 +607,7 @@ pub mod tests {
     use super::*;
     use rand_chacha::ChaCha8Rng;
     use rand_core::{RngCore, SeedableRng};
+    use std::sync::{Arc, Condvar, Mutex};
 
     /// A test image: GPT head, some ESP and root data with holes, backup GPT at its end.
     pub fn image(size: u64, seed: u64) -> Vec<u8> {
@@ -483,35 +660,122 @@ pub mod tests {
         (Bmap::parse(xml.as_bytes()).unwrap(), stream)
     }
 
-    /// A device in memory that records the order of writes and can fail on demand.
+    /// A device in memory that records the order of writes and can fail on demand. Like a
+    /// disk behind a page cache, its reader sees only what a sync made durable.
     pub struct MemDevice {
+        disk: Arc<(Mutex<MemDisk>, Condvar)>,
+    }
+
+    #[derive(Default)]
+    pub struct MemDisk {
+        /// What the writes made (the page cache's view).
         pub bytes: Vec<u8>,
+        /// What a sync made durable (what the reader sees).
+        pub stored: Vec<u8>,
+        dirty: Vec<(usize, usize)>,
         pub writes: Vec<(u64, u64)>,
         /// Corrupt what is stored at this offset (a lying disk).
         pub corrupt_at: Option<u64>,
+        /// Reading back this offset fails (a disk that errors on read).
+        pub fail_read_at: Option<u64>,
+        /// Reads starting in `.0` wait (up to 10 s) until a write reached `.1`: proves the
+        /// writer goes on while the read-back is busy.
+        pub gate: Option<(std::ops::Range<u64>, u64)>,
+        /// A read waited at the gate and was let through.
+        pub gate_passed: bool,
+    }
+
+    impl MemDevice {
+        pub fn new(bytes: Vec<u8>) -> MemDevice {
+            MemDevice::with(bytes, |_| {})
+        }
+        pub fn with(bytes: Vec<u8>, set: impl FnOnce(&mut MemDisk)) -> MemDevice {
+            let mut d = MemDisk {
+                stored: bytes.clone(),
+                bytes,
+                ..Default::default()
+            };
+            set(&mut d);
+            MemDevice {
+                disk: Arc::new((Mutex::new(d), Condvar::new())),
+            }
+        }
+        pub fn disk(&self) -> std::sync::MutexGuard<'_, MemDisk> {
+            self.disk.0.lock().unwrap()
+        }
+    }
+
+    impl MemDisk {
+        fn sync(&mut self) {
+            for (o, e) in std::mem::take(&mut self.dirty) {
+                self.stored[o..e].copy_from_slice(&self.bytes[o..e]);
+            }
+        }
     }
 
     impl Device for MemDevice {
         fn size(&self) -> u64 {
-            self.bytes.len() as u64
+            self.disk().bytes.len() as u64
         }
         fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+            let mut d = self.disk();
             let o = offset as usize;
-            self.bytes[o..o + buf.len()].copy_from_slice(buf);
-            if let Some(c) = self.corrupt_at {
+            d.bytes[o..o + buf.len()].copy_from_slice(buf);
+            if let Some(c) = d.corrupt_at {
                 if (offset..offset + buf.len() as u64).contains(&c) {
-                    self.bytes[c as usize] ^= 0xff;
+                    d.bytes[c as usize] ^= 0xff;
                 }
             }
-            self.writes.push((offset, buf.len() as u64));
+            d.dirty.push((o, o + buf.len()));
+            d.writes.push((offset, buf.len() as u64));
+            self.disk.1.notify_all();
             Ok(())
         }
         fn sync(&mut self) -> Result<()> {
+            self.disk().sync();
+            Ok(())
+        }
+        fn reader(&self) -> Result<Box<dyn DeviceReader>> {
+            Ok(Box::new(MemReader {
+                disk: self.disk.clone(),
+            }))
+        }
+    }
+
+    struct MemReader {
+        disk: Arc<(Mutex<MemDisk>, Condvar)>,
+    }
+
+    impl DeviceReader for MemReader {
+        fn sync(&mut self) -> Result<()> {
+            self.disk.0.lock().unwrap().sync();
             Ok(())
         }
         fn read_back(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+            let (lock, cv) = &*self.disk;
+            let mut d = lock.lock().unwrap();
+            if let Some((held, reached)) = d.gate.clone() {
+                if held.contains(&offset) {
+                    let waited = cv
+                        .wait_timeout_while(d, Duration::from_secs(10), |d| {
+                            !d.writes.iter().any(|&(o, l)| o + l >= reached)
+                        })
+                        .unwrap();
+                    ensure!(
+                        !waited.1.timed_out(),
+                        "the writer did not go on while the read-back waited"
+                    );
+                    d = waited.0;
+                    d.gate_passed = true;
+                }
+            }
+            if let Some(f) = d.fail_read_at {
+                if (offset..offset + buf.len() as u64).contains(&f) {
+                    bail!("I/O error reading back at byte {f}");
+                }
+            }
             let o = offset as usize;
-            buf.copy_from_slice(&self.bytes[o..o + buf.len()]);
+            buf.copy_from_slice(&d.stored[o..o + buf.len()]);
             Ok(())
         }
     }
@@ -526,32 +790,29 @@ pub mod tests {
     fn same_size_disk_gets_the_image_exactly_first_mib_last() {
         let img = image(16 << 20, 1);
         let (b, stream) = bmap_and_stream(&img);
-        let mut dev = MemDevice {
-            bytes: random(img.len(), 2),
-            writes: vec![],
-            corrupt_at: None,
-        };
+        let mut dev = MemDevice::new(random(img.len(), 2));
         let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
         let stats = write(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}).unwrap();
+        let d = dev.disk();
         // Mapped blocks equal the image; holes keep whatever the disk held, except the
         // erased first and last MiB.
         for r in &b.ranges {
             let (o, l) = b.span(r);
-            assert!(dev.bytes[o as usize..(o + l) as usize] == img[o as usize..(o + l) as usize]);
+            assert!(d.stored[o as usize..(o + l) as usize] == img[o as usize..(o + l) as usize]);
         }
-        assert!(dev.bytes[..1 << 20] == img[..1 << 20]);
+        assert!(d.stored[..1 << 20] == img[..1 << 20]);
         assert_eq!(
-            dev.writes.last().unwrap(),
+            d.writes.last().unwrap(),
             &(0, 1 << 20),
             "the first MiB is written last"
         );
-        assert!(dev.writes[..dev.writes.len() - 1]
+        assert!(d.writes[..d.writes.len() - 1]
             .iter()
             .skip(2)
             .all(|&(o, _)| o >= 1 << 20));
         assert_eq!(stats.mapped, b.mapped_bytes());
         assert!(stats.verified >= stats.data_written);
-        assert!(gpt::parse(&dev.bytes).is_some());
+        assert!(gpt::parse(&d.stored).is_some());
     }
 
     #[test]
@@ -559,23 +820,20 @@ pub mod tests {
         let img = image(16 << 20, 3);
         let (b, stream) = bmap_and_stream(&img);
         let disk = 40 << 20;
-        let mut dev = MemDevice {
-            bytes: random(disk, 4),
-            writes: vec![],
-            corrupt_at: None,
-        };
+        let mut dev = MemDevice::new(random(disk, 4));
         let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, disk as u64).unwrap();
         write(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}).unwrap();
-        let g = gpt::parse(&dev.bytes).unwrap();
+        let d = dev.disk();
+        let g = gpt::parse(&d.stored).unwrap();
         assert_eq!(g.alternate_lba, disk as u64 / 512 - 1);
         assert!(gpt::backup_matches(
-            &dev.bytes[disk - gpt::TAIL_BYTES..],
+            &d.stored[disk - gpt::TAIL_BYTES..],
             &g
         ));
         assert_eq!((g.partitions[1].last_lba + 1) * 512, 39 << 20);
         // The image's own backup GPT area was not written (it is inside the grown root).
         let old = img.len() - gpt::TAIL_BYTES;
-        assert!(dev
+        assert!(d
             .writes
             .iter()
             .all(|&(o, l)| o + l <= old as u64 || o >= img.len() as u64));
@@ -587,37 +845,31 @@ pub mod tests {
         let (b, mut stream) = bmap_and_stream(&img);
         let n = stream.len();
         stream[n / 2] ^= 1;
-        let mut dev = MemDevice {
-            bytes: random(img.len(), 6),
-            writes: vec![],
-            corrupt_at: None,
-        };
+        let mut dev = MemDevice::new(random(img.len(), 6));
         let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
         let e = write(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}).unwrap_err();
+        let d = dev.disk();
         assert!(
             format!("{e:#}").contains("does not match the bmap"),
             "{e:#}"
         );
         assert!(
-            dev.bytes[..1 << 20].iter().all(|&x| x == 0),
+            d.stored[..1 << 20].iter().all(|&x| x == 0),
             "no partition table after a failure"
         );
-        assert!(gpt::parse(&dev.bytes).is_none());
+        assert!(gpt::parse(&d.stored).is_none());
     }
 
     #[test]
     fn lying_disk_is_caught_by_the_read_back() {
         let img = image(16 << 20, 7);
         let (b, stream) = bmap_and_stream(&img);
-        let mut dev = MemDevice {
-            bytes: random(img.len(), 8),
-            writes: vec![],
-            corrupt_at: Some(9 << 20),
-        };
+        let mut dev = MemDevice::with(random(img.len(), 8), |d| d.corrupt_at = Some(9 << 20));
         let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
         let e = write(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}).unwrap_err();
+        let d = dev.disk();
         assert!(format!("{e:#}").contains("read-back check failed"), "{e:#}");
-        assert!(gpt::parse(&dev.bytes).is_none());
+        assert!(gpt::parse(&d.stored).is_none());
     }
 
     #[test]
@@ -625,11 +877,7 @@ pub mod tests {
         let img = image(16 << 20, 9);
         let (b, stream) = bmap_and_stream(&img);
         let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
-        let mut dev = MemDevice {
-            bytes: vec![0; img.len()],
-            writes: vec![],
-            corrupt_at: None,
-        };
+        let mut dev = MemDevice::new(vec![0; img.len()]);
         assert!(write(
             &b,
             &mut &stream[..stream.len() - 1],
@@ -640,11 +888,7 @@ pub mod tests {
         .is_err());
         let mut long = stream.clone();
         long.push(1);
-        let mut dev = MemDevice {
-            bytes: vec![0; img.len()],
-            writes: vec![],
-            corrupt_at: None,
-        };
+        let mut dev = MemDevice::new(vec![0; img.len()]);
         assert!(write(&b, &mut long.as_slice(), &mut dev, &p, &mut |_| {}).is_err());
     }
 
@@ -672,5 +916,88 @@ pub mod tests {
         assert_eq!(g.alternate_lba, (24 << 20) / 512 - 1);
         assert!(lines.last().unwrap().starts_with("done"), "{lines:?}");
         assert_eq!(stats.mapped, b.mapped_bytes());
+    }
+
+    /// Writes `img` with read-back batches of 64 KiB onto a random-filled disk set up by `set`.
+    fn small_batches(img: &[u8], set: impl FnOnce(&mut MemDisk)) -> (MemDevice, Result<Stats>) {
+        let (b, stream) = bmap_and_stream(img);
+        let mut dev = MemDevice::with(random(img.len(), 13), set);
+        let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
+        let r = write_in_batches(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}, 64 << 10);
+        (dev, r)
+    }
+
+    #[test]
+    fn read_back_of_one_batch_overlaps_the_write_of_the_next() {
+        let img = image(16 << 20, 14);
+        // The data at 1 and 3 MiB is one batch; its read-back waits until the writer has
+        // written the range at 9 MiB, which a writer that waits for its checks never does.
+        let (dev, r) = small_batches(&img, |d| d.gate = Some(((1 << 20)..(4 << 20), 10 << 20)));
+        let stats = r.unwrap();
+        let d = dev.disk();
+        assert!(d.gate_passed);
+        let b = bmap_and_stream(&img).0;
+        for r in &b.ranges {
+            let (o, l) = b.span(r);
+            assert!(d.stored[o as usize..(o + l) as usize] == img[o as usize..(o + l) as usize]);
+        }
+        assert!(stats.verified >= stats.data_written, "{stats:?}");
+    }
+
+    #[test]
+    fn lying_disk_caught_while_the_next_batch_is_written_stops_before_the_gpt() {
+        let img = image(16 << 20, 15);
+        let (dev, r) = small_batches(&img, |d| {
+            d.corrupt_at = Some((1 << 20) + 100);
+            d.gate = Some(((1 << 20)..(4 << 20), 10 << 20));
+        });
+        let e = r.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("read-back check failed at bytes 1048576-"),
+            "{e:#}"
+        );
+        let d = dev.disk();
+        assert!(d.gate_passed, "the failure came while the writer was ahead");
+        assert!(d.stored[..1 << 20].iter().all(|&x| x == 0));
+        assert!(gpt::parse(&d.stored).is_none());
+        let n = img.len() as u64;
+        let tables = |&&(o, l): &&(u64, u64)| o == 0 || o + l == n;
+        assert_eq!(
+            d.writes.iter().filter(tables).count(),
+            2,
+            "only the erase touched either partition-table area: {:?}",
+            d.writes
+        );
+    }
+
+    #[test]
+    fn read_error_in_the_read_back_thread_stops_the_writer_before_the_gpt() {
+        let img = image(16 << 20, 16);
+        let (dev, r) = small_batches(&img, |d| d.fail_read_at = Some((3 << 20) + 8192));
+        let e = r.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("I/O error reading back at byte 3153920"),
+            "{e:#}"
+        );
+        let d = dev.disk();
+        assert!(d.stored[..1 << 20].iter().all(|&x| x == 0));
+        assert!(gpt::parse(&d.stored).is_none());
+        assert!(!d.writes.iter().skip(2).any(|&(o, _)| o == 0));
+    }
+
+    #[test]
+    fn damaged_source_with_checks_in_flight_stops_before_the_partition_table() {
+        let img = image(16 << 20, 17);
+        let (b, mut stream) = bmap_and_stream(&img);
+        let n = stream.len();
+        stream[n - 1000] ^= 1;
+        let mut dev = MemDevice::new(random(img.len(), 18));
+        let p = plan(&img[..gpt::HEAD_BYTES], img.len() as u64, img.len() as u64).unwrap();
+        let e = write_in_batches(&b, &mut stream.as_slice(), &mut dev, &p, &mut |_| {}, 64 << 10)
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("does not match the bmap"), "{e:#}");
+        let d = dev.disk();
+        assert!(d.stored[..1 << 20].iter().all(|&x| x == 0));
+        assert!(gpt::parse(&d.stored).is_none());
     }
 }
