@@ -169,11 +169,13 @@ impl DeviceReader for FileReader {
         if let Some(d) = &self.direct {
             // O_DIRECT wants 4 KiB-aligned memory, offset and length. Image ranges are
             // whole 4 KiB blocks: those go straight into `buf` when it is aligned too.
-            let aligned = |x: usize| x % 4096 == 0;
-            if aligned(buf.as_ptr() as usize) && aligned(offset as usize) && aligned(buf.len()) {
-                if d.read_exact_at(buf, offset).is_ok() {
-                    return Ok(());
-                }
+            let aligned = |x: usize| x.is_multiple_of(4096);
+            if aligned(buf.as_ptr() as usize)
+                && aligned(offset as usize)
+                && aligned(buf.len())
+                && d.read_exact_at(buf, offset).is_ok()
+            {
+                return Ok(());
             }
             let start = offset / 4096 * 4096;
             let end = ((offset + buf.len() as u64).div_ceil(4096) * 4096).min(self.size);
