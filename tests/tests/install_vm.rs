@@ -32,55 +32,6 @@ const GIB: u64 = 1 << 30;
 /// Time for a stick boot to reach the installer's result under TCG on a busy machine.
 const RESULT_TIMEOUT: Duration = Duration::from_secs(1200);
 
-/// The SATA SSDs of `examples/minipc.toml` (by-id `ata-<model>_<serial>`).
-const SSDS: &[(&str, &str)] = &[
-    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000001"),
-    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000002"),
-    ("Samsung SSD 870 EVO 1TB", "S6PTNM0T000003"),
-];
-
-fn nvme_serial(node: usize) -> String {
-    format!("HCIKITNVME{}", node + 1)
-}
-
-/// The example with the test's changes: the VM NIC name, the NVMe by id, console on the
-/// serial port, power off after install, no confirmation wait, and install-wipe on the
-/// first node only (its target holds old data on purpose).
-fn prepare_spec(run: &Path) -> Result<PathBuf> {
-    let examples = hcikit_tests::workspace_root().join("examples");
-    let mut text = std::fs::read_to_string(examples.join("minipc.toml"))?;
-    text = text.replace("interface = \"enp1s0\"", "interface = \"ens18\"");
-    for i in 0..3 {
-        let from = "install-disk = \"/dev/nvme0n1\"";
-        ensure!(
-            text.contains(from),
-            "minipc.toml no longer names /dev/nvme0n1 for node {i}"
-        );
-        let wipe = if i == 0 { "\ninstall-wipe = true" } else { "" };
-        text = text.replacen(
-            from,
-            &format!(
-                "install-disk = \"/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_{}\"{wipe}",
-                nvme_serial(i)
-            ),
-            1,
-        );
-    }
-    text.push_str(
-        "\n# Added by the install test.\n[image]\nkernel-cmdline = [\"console=ttyS0,115200\"]\nboot-timeout = 1\nafter-install = \"poweroff\"\ninstall-confirm = 0\n",
-    );
-    let spec = run.join("minipc.toml");
-    std::fs::write(&spec, text)?;
-    std::fs::create_dir_all(run.join("secrets"))?;
-    for e in std::fs::read_dir(examples.join("secrets"))? {
-        let e = e?;
-        let to = run.join("secrets").join(e.file_name());
-        std::fs::copy(e.path(), &to)?;
-        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    }
-    Ok(spec)
-}
-
 fn hcikit(args: &[&str]) -> Result<()> {
     let (code, err) = hcikit_tests::run_cli(args);
     ensure!(
@@ -169,14 +120,14 @@ impl Machine {
         InstallDisk {
             path: self.target.clone(),
             bus: Bus::Nvme,
-            serial: nvme_serial(self.index),
+            serial: inst::nvme_serial(self.index),
             bootindex: None,
         }
     }
 
     /// The disks besides the stick and the target, as they are attached.
     fn other_disks(&self) -> Vec<InstallDisk> {
-        let (model, serial) = SSDS[self.index];
+        let (model, serial) = inst::SSDS[self.index];
         vec![
             InstallDisk {
                 path: self.twin.clone(),
@@ -205,7 +156,7 @@ impl Machine {
     fn expect_disks(&self) -> Vec<DiskExpect> {
         vec![
             DiskExpect::new(&twin_serial(self.index), "/dev/nvme", "none"),
-            DiskExpect::new(SSDS[self.index].1, "/dev/sd", "ext4"),
+            DiskExpect::new(inst::SSDS[self.index].1, "/dev/sd", "ext4"),
             DiskExpect::new(&usb_serial(self.index), "/dev/sd", "none"),
         ]
     }
@@ -518,7 +469,7 @@ fn run_install_tier() -> Result<()> {
     let run = vm::run_dir("install");
     println!("run folder: {}", run.display());
     let t = Instant::now();
-    let spec = prepare_spec(&run)?;
+    let spec = inst::minipc_spec(&run, true)?;
     let out = run.join("out");
     let cache = vm::vm_cache_dir();
     let plan = hcikit::load(&spec)

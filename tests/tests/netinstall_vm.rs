@@ -33,49 +33,6 @@ const URL: &str = "http://10.77.0.1:8080";
 /// A MAC no node of the spec has.
 const UNKNOWN_MAC: &str = "52:54:00:99:99:99";
 
-/// The SATA SSDs of `examples/minipc.toml` (by-id `ata-<model>_<serial>`), used as decoys.
-const SSDS: &[(&str, &str)] = &[
-    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000001"),
-    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000002"),
-    ("Samsung SSD 870 EVO 1TB", "S6PTNM0T000003"),
-];
-
-/// The example with the test's changes: the VM NIC name, the NVMe by id (the serial
-/// netinstall.sh gives guest i), console on the serial port, power off after install.
-fn prepare_spec(run: &Path) -> Result<PathBuf> {
-    let examples = hcikit_tests::workspace_root().join("examples");
-    let mut text = std::fs::read_to_string(examples.join("minipc.toml"))?;
-    text = text.replace("interface = \"enp1s0\"", "interface = \"ens18\"");
-    for i in 0..3 {
-        let from = "install-disk = \"/dev/nvme0n1\"";
-        ensure!(
-            text.contains(from),
-            "minipc.toml no longer names /dev/nvme0n1 for node {i}"
-        );
-        text = text.replacen(
-            from,
-            &format!(
-                "install-disk = \"/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_HCIKITNVME{}\"",
-                i + 1
-            ),
-            1,
-        );
-    }
-    text.push_str(
-        "\n# Added by the network install test.\n[image]\nkernel-cmdline = [\"console=ttyS0,115200\"]\nboot-timeout = 1\nafter-install = \"poweroff\"\ninstall-confirm = 0\n",
-    );
-    let spec = run.join("minipc.toml");
-    std::fs::write(&spec, text)?;
-    std::fs::create_dir_all(run.join("secrets"))?;
-    for e in std::fs::read_dir(examples.join("secrets"))? {
-        let e = e?;
-        let to = run.join("secrets").join(e.file_name());
-        std::fs::copy(e.path(), &to)?;
-        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    }
-    Ok(spec)
-}
-
 /// True when the file has no data at all (every byte a hole): nothing was written.
 fn untouched_sparse(p: &Path) -> Result<bool> {
     use std::os::fd::AsRawFd;
@@ -240,7 +197,7 @@ fn run_tier() -> Result<()> {
     }
     let run = vm::run_dir("netinstall");
     println!("run folder: {}", run.display());
-    let spec = prepare_spec(&run)?;
+    let spec = vm::install::minipc_spec(&run, false)?;
     let out = run.join("out");
     let cache = vm::vm_cache_dir();
     let plan = hcikit::load(&spec)
@@ -289,7 +246,7 @@ fn run_tier() -> Result<()> {
             name: n.name.clone(),
             mac: n.mac.clone().context("minipc nodes have MACs")?,
             target,
-            decoy: Some((decoy, SSDS[i].0, SSDS[i].1)),
+            decoy: Some((decoy, vm::install::SSDS[i].0, vm::install::SSDS[i].1)),
         });
     }
     let work = run.join("install");
@@ -368,7 +325,7 @@ fn run_tier() -> Result<()> {
             disk: InstallDisk {
                 path: g.target.clone(),
                 bus: Bus::Nvme,
-                serial: format!("HCIKITNVME{}", i + 1),
+                serial: vm::install::nvme_serial(i),
                 bootindex: None,
             },
             vars: work.join(format!("{}.vars.fd", g.name)),
@@ -385,7 +342,7 @@ fn run_tier() -> Result<()> {
                     bootindex: None,
                 })
                 .collect(),
-            expect_disks: vec![DiskExpect::new(SSDS[i].1, "/dev/sd", "none")],
+            expect_disks: vec![DiskExpect::new(vm::install::SSDS[i].1, "/dev/sd", "none")],
         })
         .collect();
     for line in check_installed_cluster(&run, &spec, &installed)? {

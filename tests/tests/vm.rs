@@ -222,20 +222,7 @@ fn prepare_spec(run: &Path, sc: &Scenario) -> Result<PathBuf> {
     text.push_str(
         "\n# Added by the VM test.\n[image]\nkernel-cmdline = [\"console=ttyS0,115200\"]\nboot-timeout = 1\n",
     );
-    let spec = run.join(sc.example);
-    std::fs::write(&spec, text)?;
-    let secrets = examples.join("secrets");
-    if secrets.is_dir() {
-        std::fs::create_dir_all(run.join("secrets"))?;
-        for e in std::fs::read_dir(&secrets)? {
-            let e = e?;
-            let to = run.join("secrets").join(e.file_name());
-            std::fs::copy(e.path(), &to)?;
-            // As a user should keep them (hcikit warns otherwise).
-            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        }
-    }
-    Ok(spec)
+    vm::write_spec(run, sc.example, &text)
 }
 
 /// Runs the hcikit CLI in-process, as `hcikit ARGS...`.

@@ -11,6 +11,52 @@ use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The SATA SSDs of `examples/minipc.toml` (by-id `ata-<model>_<serial>`): the nodes'
+/// OSD disks, decoys for the installers.
+pub const SSDS: &[(&str, &str)] = &[
+    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000001"),
+    ("Samsung SSD 870 EVO 500GB", "S6PXNM0T000002"),
+    ("Samsung SSD 870 EVO 1TB", "S6PTNM0T000003"),
+];
+
+/// The serial of node `i`'s NVMe target (by-id `nvme-QEMU_NVMe_Ctrl_<serial>`).
+pub fn nvme_serial(node: usize) -> String {
+    format!("HCIKITNVME{}", node + 1)
+}
+
+/// `examples/minipc.toml` as the install tiers run it, written into `run` with its
+/// secrets: the VM NIC name, each node's NVMe target by id, console on the serial port,
+/// power off after install, no confirmation wait; `install-wipe` on the first node when
+/// `wipe_first` (its target holds old data on purpose).
+pub fn minipc_spec(run: &Path, wipe_first: bool) -> Result<PathBuf> {
+    let examples = hcikit_tests::workspace_root().join("examples");
+    let mut text = std::fs::read_to_string(examples.join("minipc.toml"))?;
+    text = text.replace("interface = \"enp1s0\"", "interface = \"ens18\"");
+    for i in 0..3 {
+        let from = "install-disk = \"/dev/nvme0n1\"";
+        if !text.contains(from) {
+            bail!("minipc.toml no longer names /dev/nvme0n1 for node {i}");
+        }
+        let wipe = if i == 0 && wipe_first {
+            "\ninstall-wipe = true"
+        } else {
+            ""
+        };
+        text = text.replacen(
+            from,
+            &format!(
+                "install-disk = \"/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_{}\"{wipe}",
+                nvme_serial(i)
+            ),
+            1,
+        );
+    }
+    text.push_str(
+        "\n# Added by the install tests.\n[image]\nkernel-cmdline = [\"console=ttyS0,115200\"]\nboot-timeout = 1\nafter-install = \"poweroff\"\ninstall-confirm = 0\n",
+    );
+    super::write_spec(run, "minipc.toml", &text)
+}
+
 /// How a disk is attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bus {

@@ -19,7 +19,7 @@ pub mod installed;
 pub mod lab;
 pub mod qemu;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the VM tests keep the built base between runs: `HCIKIT_VM_CACHE`, else
 /// `target/vm-cache` in the workspace.
@@ -136,4 +136,23 @@ pub fn debian_plan() -> hcikit_firstboot::plan::Plan {
         "steps": [], "warnings": []
     });
     serde_json::from_value(json).expect("fixture plan")
+}
+
+/// Writes `text` as the spec file `name` into `run`, with a copy of the examples' secrets
+/// beside it (mode 0600, as a user should keep them: hcikit warns otherwise). Returns the
+/// spec's path.
+pub fn write_spec(run: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let spec = run.join(name);
+    std::fs::write(&spec, text)?;
+    let secrets = hcikit_tests::workspace_root().join("examples/secrets");
+    if secrets.is_dir() {
+        std::fs::create_dir_all(run.join("secrets"))?;
+        for e in std::fs::read_dir(&secrets)? {
+            let e = e?;
+            let to = run.join("secrets").join(e.file_name());
+            std::fs::copy(e.path(), &to)?;
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
+    }
+    Ok(spec)
 }

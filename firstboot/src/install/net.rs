@@ -13,7 +13,7 @@ use super::bmap::Bmap;
 use super::console::{self, Console};
 use super::identity::{self, Identity, NodeId};
 use super::payload::{self, Manifest, Opener, Segment};
-use super::run::{summary, want_for, Outcome};
+use super::run::{boot_entry, summary, want_for, Outcome};
 use super::target::{self, Decision};
 use super::{efiboot, gpt, system, write};
 use crate::report::{self, Report, Stage};
@@ -771,23 +771,7 @@ fn session(
         received.load(std::sync::atomic::Ordering::Relaxed)
     ));
     if !opts.no_finish {
-        let esp_part = gpt::parse(&plan.gpt.head)
-            .and_then(|g| {
-                g.partitions
-                    .iter()
-                    .find(|p| p.type_guid == gpt::EFI_SYSTEM)
-                    .map(|p| p.number)
-            })
-            .unwrap_or(1);
-        let num = efiboot::set_boot_entry(
-            &format!("/dev/{}", disk.name),
-            esp_part,
-            &efiboot::label(&m.cluster, &node),
-        )?;
-        con.say(&format!(
-            "UEFI boot entry Boot{num} points at /dev/{} and is BootNext",
-            disk.name
-        ));
+        boot_entry(con, &plan.gpt.head, &disk.name, &m.cluster, &node)?;
     }
     Ok(Outcome::Installed {
         node,

@@ -229,6 +229,35 @@ pub(super) fn confirm(
     Ok(true)
 }
 
+/// Points a UEFI boot entry at the installed disk's ESP (found in the partition table
+/// just written), first in `BootOrder` and as `BootNext`; shared by the USB and the
+/// network install.
+pub(super) fn boot_entry(
+    con: &mut Console,
+    gpt_head: &[u8],
+    disk: &str,
+    cluster: &str,
+    node: &str,
+) -> Result<()> {
+    let esp_part = gpt::parse(gpt_head)
+        .and_then(|g| {
+            g.partitions
+                .iter()
+                .find(|p| p.type_guid == gpt::EFI_SYSTEM)
+                .map(|p| p.number)
+        })
+        .unwrap_or(1);
+    let num = efiboot::set_boot_entry(
+        &format!("/dev/{disk}"),
+        esp_part,
+        &efiboot::label(cluster, node),
+    )?;
+    con.say(&format!(
+        "UEFI boot entry Boot{num} points at /dev/{disk} and is BootNext"
+    ));
+    Ok(())
+}
+
 pub fn install(opts: &Options) -> Result<(Outcome, Console)> {
     let consoles = if opts.consoles.is_empty() {
         console::CONSOLES.iter().map(PathBuf::from).collect()
@@ -469,23 +498,7 @@ fn session(opts: &Options, stick: &Path, con: &mut Console) -> Result<Outcome> {
         stats,
     };
     if !opts.no_finish {
-        let esp_part = gpt::parse(&plan.gpt.head)
-            .and_then(|g| {
-                g.partitions
-                    .iter()
-                    .find(|p| p.type_guid == gpt::EFI_SYSTEM)
-                    .map(|p| p.number)
-            })
-            .unwrap_or(1);
-        let num = efiboot::set_boot_entry(
-            &format!("/dev/{}", disk.name),
-            esp_part,
-            &efiboot::label(&m.cluster, &node),
-        )?;
-        con.say(&format!(
-            "UEFI boot entry Boot{num} points at /dev/{} and is BootNext",
-            disk.name
-        ));
+        boot_entry(con, &plan.gpt.head, &disk.name, &m.cluster, &node)?;
     }
     con.say(&o.result_line());
     save_log(stick, &node, con);
