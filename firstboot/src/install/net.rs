@@ -13,9 +13,11 @@ use super::bmap::Bmap;
 use super::console::{self, Console};
 use super::identity::{self, Identity, NodeId};
 use super::payload::{self, Manifest, Opener, Segment};
-use super::run::{boot_entry, summary, want_for, Outcome};
+use super::run::{
+    boot_entry, boot_installed_next, kind_name, show_disks, summary, want_for, Outcome,
+};
 use super::target::{self, Decision};
-use super::{efiboot, gpt, system, write};
+use super::{gpt, system, write};
 use crate::report::{self, Report, Stage};
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
@@ -685,17 +687,7 @@ fn session(
     let mut want = want_for(&m, &np, false);
     want.stick_disk_guid = None;
     let observed = system::observe(&opts.root, &[])?;
-    for d in &observed.disks {
-        con.say(&format!(
-            "  disk {}: {}",
-            d.describe(),
-            if d.probe.is_blank() {
-                "blank".to_string()
-            } else {
-                d.probe.describe()
-            }
-        ));
-    }
+    show_disks(con, &observed);
     let (disk, erases, warnings) = match target::decide(&observed, &want) {
         Decision::Refused(r) => {
             con.say(&format!(
@@ -704,7 +696,7 @@ fn session(
             ));
             return Ok(Outcome::Refused {
                 node: Some(node),
-                kind: format!("{:?}", r.kind).to_lowercase(),
+                kind: kind_name(r.kind).into(),
                 message: r.message,
             });
         }
@@ -715,9 +707,7 @@ fn session(
                 m.cluster
             ));
             if !opts.no_finish {
-                if let Some(num) = efiboot::find_entry(&efiboot::label(&m.cluster, &node)) {
-                    efiboot::boot_next(&num)?;
-                }
+                boot_installed_next(con, &m.cluster, &node)?;
             }
             return Ok(Outcome::AlreadyInstalled {
                 node,

@@ -439,20 +439,9 @@ mod tests {
             .into(),
             part,
         };
-        let mut node = NodePayload {
-            node: "pve1".into(),
-            key: "nodes[0].install-disk".into(),
-            mac: None,
-            install_disk: None,
-            install_wipe: false,
-            osd_disks: vec![],
-            image_size: img.len() as u64,
-            bmap: "n.bmap".into(),
-            bmap_sha256: String::new(),
-            disk_guid: String::new(),
-            partition_guids: vec![],
-            partition_labels: vec![],
-            segments: vec![
+        let mut node = test_node(
+            img.len() as u64,
+            vec![
                 Segment::File {
                     path: "n/head".into(),
                     zstd: false,
@@ -469,7 +458,7 @@ mod tests {
                     length: tail.len() as u64,
                 },
             ],
-        };
+        );
         let mut got = Vec::new();
         open_stream(&node, &b, &opener)
             .unwrap()
@@ -479,6 +468,25 @@ mod tests {
         node.segments.pop();
         let e = open_stream(&node, &b, &opener).err().unwrap();
         assert!(format!("{e:#}").contains("inconsistent"), "{e:#}");
+    }
+
+    /// A node payload with nothing but its image size and range stream.
+    fn test_node(image_size: u64, segments: Vec<Segment>) -> NodePayload {
+        NodePayload {
+            node: "pve1".into(),
+            key: "nodes[0].install-disk".into(),
+            mac: None,
+            install_disk: None,
+            install_wipe: false,
+            osd_disks: vec![],
+            image_size,
+            bmap: "n.bmap".into(),
+            bmap_sha256: String::new(),
+            disk_guid: String::new(),
+            partition_guids: vec![],
+            partition_labels: vec![],
+            segments,
+        }
     }
 
     #[test]
@@ -504,21 +512,7 @@ mod tests {
             files,
             part: std::path::PathBuf::from("/nonexistent"),
         };
-        let node = NodePayload {
-            node: "pve1".into(),
-            key: "nodes[0].install-disk".into(),
-            mac: None,
-            install_disk: None,
-            install_wipe: false,
-            osd_disks: vec![],
-            image_size: img.len() as u64,
-            bmap: "n.bmap".into(),
-            bmap_sha256: String::new(),
-            disk_guid: String::new(),
-            partition_guids: vec![],
-            partition_labels: vec![],
-            segments,
-        };
+        let node = test_node(img.len() as u64, segments);
         let mut got = Vec::new();
         open_stream(&node, &b, &opener)
             .unwrap()

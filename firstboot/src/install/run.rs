@@ -122,7 +122,8 @@ impl Drop for StickMount {
     }
 }
 
-fn kind_name(k: target::RefusalKind) -> &'static str {
+/// A refusal's kind as the result line names it (`result=refused kind=holds-data`).
+pub(super) fn kind_name(k: target::RefusalKind) -> &'static str {
     use target::RefusalKind::*;
     match k {
         NotSet => "not-set",
@@ -258,6 +259,32 @@ pub(super) fn boot_entry(
     Ok(())
 }
 
+/// Lists every disk the installer sees and what it holds, for the console and the log.
+pub(super) fn show_disks(con: &mut Console, observed: &target::Observed) {
+    for d in &observed.disks {
+        con.say(&format!(
+            "  disk {}{}: {}",
+            d.describe(),
+            if d.boot_medium { " [boot medium]" } else { "" },
+            if d.probe.is_blank() {
+                "blank".to_string()
+            } else {
+                d.probe.describe()
+            }
+        ));
+    }
+}
+
+/// A disk already holds this node: the next boot starts it, through the UEFI entry an
+/// earlier install made (none: the firmware's own order decides).
+pub(super) fn boot_installed_next(con: &mut Console, cluster: &str, node: &str) -> Result<()> {
+    if let Some(num) = efiboot::find_entry(&efiboot::label(cluster, node)) {
+        efiboot::boot_next(&num)?;
+        con.say("the next boot starts the installed system");
+    }
+    Ok(())
+}
+
 pub fn install(opts: &Options) -> Result<(Outcome, Console)> {
     let consoles = if opts.consoles.is_empty() {
         console::CONSOLES.iter().map(PathBuf::from).collect()
@@ -380,18 +407,7 @@ fn session(opts: &Options, stick: &Path, con: &mut Console) -> Result<Outcome> {
     boot_ids.extend(system::cmdline_root_partuuid(&machine.cmdline));
     let want = want_for(&m, &np, reinstall);
     let observed = system::observe(&opts.root, &boot_ids)?;
-    for d in &observed.disks {
-        con.say(&format!(
-            "  disk {}{}: {}",
-            d.describe(),
-            if d.boot_medium { " [boot medium]" } else { "" },
-            if d.probe.is_blank() {
-                "blank".to_string()
-            } else {
-                d.probe.describe()
-            }
-        ));
-    }
+    show_disks(con, &observed);
     let decision = target::decide(&observed, &want);
     let (disk, erases, warnings) = match decision {
         Decision::Refused(r) => {
@@ -421,10 +437,7 @@ fn session(opts: &Options, stick: &Path, con: &mut Console) -> Result<Outcome> {
             con.say(&o.result_line());
             save_log(stick, &node, con);
             if !opts.dry_run && !opts.no_finish {
-                if let Some(num) = efiboot::find_entry(&efiboot::label(&m.cluster, &node)) {
-                    efiboot::boot_next(&num)?;
-                    con.say("the next boot starts the installed system");
-                }
+                boot_installed_next(con, &m.cluster, &node)?;
             }
             return Ok(o);
         }
